@@ -1,0 +1,1 @@
+"""Sub-commands of ``crowdsafe``, one module each."""
