@@ -1,0 +1,49 @@
+"""Edge-side producer: readings from cameras, gates and sensors to ``crowd.readings``.
+
+Keyed by ``zone_id`` at the producer so the worker's agents never repartition.
+Uses kafka-python, the client the edge machines run.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from kafka import KafkaProducer
+
+from streams.settings import get_settings
+
+
+class ReadingProducer:
+    """Publishes reading dicts (see ``streams.records.Reading``) keyed by zone id."""
+
+    def __init__(self, bootstrap: str | None = None, topic: str | None = None) -> None:
+        settings = get_settings()
+        self.topic = topic or settings.readings_topic
+        self._producer = KafkaProducer(
+            bootstrap_servers=bootstrap or settings.kafka_bootstrap,
+            key_serializer=str.encode,
+            value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
+            linger_ms=20,  # batch a frame's or a tick's worth of readings per request
+            acks="all",
+        )
+
+    def send(self, reading: dict[str, Any]) -> None:
+        self._producer.send(self.topic, key=reading["zone_id"], value={"v": 1, **reading})
+
+    def send_raw(self, key: bytes | None, value: bytes) -> None:
+        """Publish bytes as they are (tests and replay of captured traffic)."""
+        self._producer.send(self.topic, key=key, value=value)
+
+    def flush(self) -> None:
+        self._producer.flush()
+
+    def close(self) -> None:
+        self._producer.flush()
+        self._producer.close()
+
+    def __enter__(self) -> ReadingProducer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,64 @@
+"""Versioned JSON payloads of every crowdsafe topic.
+
+Readings come from other processes (edge counters, gates, sensors), so they are validated with
+pydantic and rejected with a reason; what the worker publishes is built here and trusted.
+Schemas are documented in README.md ("Topics and schemas") and ``deploy/asyncapi.yaml``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+
+# Event times outside this window are absurd for a live sensor: 2000-01-01 .. 2100-01-01.
+MIN_TS_MS = 946_684_800_000
+MAX_TS_MS = 4_102_444_800_000
+
+SourceKind = Literal["camera", "gate", "sensor"]
+NonNegative = Annotated[int, Field(ge=0)]
+
+
+class Reading(BaseModel):
+    """One observation of one source, keyed by ``zone_id`` on ``crowd.readings``.
+
+    ``count`` is the number of people in the source's view now; ``entered``/``exited`` are
+    crossings since the source's previous message. A reading with neither and a ``status`` other
+    than ``ok`` reports an outage (a blind camera), never a zero.
+    """
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    v: Literal[1] = 1
+    source_id: Annotated[str, Field(min_length=1, max_length=128)]
+    kind: SourceKind
+    zone_id: Annotated[str, Field(min_length=1, max_length=128)]
+    ts: Annotated[int, Field(ge=MIN_TS_MS, le=MAX_TS_MS)]
+    seq: NonNegative
+    count: NonNegative | None = None
+    entered: NonNegative | None = None
+    exited: NonNegative | None = None
+    status: Literal["ok", "offline", "degraded"] = "ok"
+    reason: str | None = None
+    # Optional motion measures from camera edge counters (issue 4).
+    speed_mps: Annotated[float, Field(ge=0)] | None = None
+    pressure: Annotated[float, Field(ge=0)] | None = None
+
+    @model_validator(mode="after")
+    def _has_a_measurement(self) -> Reading:
+        if self.status == "ok" and self.count is None and self.entered is None and self.exited is None:
+            raise ValueError("an 'ok' reading needs count or entered/exited")
+        if self.status != "ok" and not self.reason:
+            raise ValueError(f"a '{self.status}' reading needs a reason")
+        return self
+
+
+class ReadingBatch(BaseModel):
+    """A small batch of readings in one message (all for the message key's zone)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    v: Literal[1] = 1
+    readings: Annotated[list[Reading], Field(min_length=1, max_length=1000)]

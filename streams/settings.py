@@ -1,0 +1,45 @@
+"""One typed settings object, read from ``CROWDSAFE_*`` environment variables and
+``KAFKA_BOOTSTRAP``; validated at load time."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CROWDSAFE_", extra="ignore")
+
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "CROWDSAFE_KAFKA_BOOTSTRAP")
+    )
+    site: Path = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
+    state_dir: Path = ROOT / ".state"
+    # Local broker (crowdsafe kafka up).
+    kafka_port: int = Field(9092, ge=1, le=65535)
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_data_dir: Path | None = None
+    # Topics.
+    topic_partitions: int = Field(4, ge=1, le=256)
+    readings_topic: str = "crowd.readings"
+    zone_state_topic: str = "crowd.zone-state"
+    alerts_topic: str = "crowd.alerts"
+    deadletter_topic: str = "crowd.deadletter"
+    # Worker.
+    app_id: str = "crowdsafe"
+    web_port: int = Field(6066, ge=1, le=65535)
+    store: str = "rocksdb://"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.kafka_data_dir or self.state_dir / "kafka"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
