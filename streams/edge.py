@@ -22,14 +22,13 @@ class ReadingProducer:
         self.topic = topic or settings.readings_topic
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap or settings.kafka_bootstrap,
-            key_serializer=str.encode,
-            value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
             linger_ms=20,  # batch a frame's or a tick's worth of readings per request
             acks="all",
         )
 
     def send(self, reading: dict[str, Any]) -> None:
-        self._producer.send(self.topic, key=reading["zone_id"], value={"v": 1, **reading})
+        value = json.dumps({"v": 1, **reading}, separators=(",", ":")).encode()
+        self._producer.send(self.topic, key=reading["zone_id"].encode(), value=value)
 
     def send_raw(self, key: bytes | None, value: bytes) -> None:
         """Publish bytes as they are (tests and replay of captured traffic)."""
