@@ -48,7 +48,12 @@ class Reading(BaseModel):
 
     @model_validator(mode="after")
     def _has_a_measurement(self) -> Reading:
-        if self.status == "ok" and self.count is None and self.entered is None and self.exited is None:
+        if (
+            self.status == "ok"
+            and self.count is None
+            and self.entered is None
+            and self.exited is None
+        ):
             raise ValueError("an 'ok' reading needs count or entered/exited")
         if self.status != "ok" and not self.reason:
             raise ValueError(f"a '{self.status}' reading needs a reason")

@@ -16,7 +16,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CROWDSAFE_", extra="ignore")
 
     kafka_bootstrap: str = Field(
-        "127.0.0.1:9092", validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "CROWDSAFE_KAFKA_BOOTSTRAP")
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "CROWDSAFE_KAFKA_BOOTSTRAP"),
     )
     site: Path = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
     state_dir: Path = ROOT / ".state"
