@@ -1,0 +1,111 @@
+"""The crowdsafe Faust app: readings in, zone state and alerts out.
+
+crowd.readings (keyed by zone_id) ──process──▶ crowd.zone-state
+                                      │  └────▶ crowd.alerts
+                                      └───────▶ crowd.deadletter
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import defaultdict
+
+import faust
+
+from streams.metrics import WorkerMetrics
+from streams.processor import Rejected, ZoneProcessor, parse_message
+from streams.settings import get_settings
+from streams.site import load_site
+
+settings = get_settings()
+site = load_site(settings.site)
+processor = ZoneProcessor(site)
+metrics = WorkerMetrics()
+
+app = faust.App(
+    settings.app_id,
+    broker=f"kafka://{settings.kafka_bootstrap}",
+    store=settings.store,
+    datadir=str(settings.state_dir / "worker" / settings.app_id),
+    topic_partitions=settings.topic_partitions,
+    web_host="127.0.0.1",
+    web_port=settings.web_port,
+    producer_linger=0.02,
+    autodiscover=False,
+)
+
+raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+readings_topic = app.topic(settings.readings_topic, partitions=settings.topic_partitions, **raw)
+zone_state_topic = app.topic(settings.zone_state_topic, partitions=settings.topic_partitions, **raw)
+alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
+deadletter_topic = app.topic(settings.deadletter_topic, partitions=1, **raw)
+
+# Per-zone state (sources, gate integral, alert episodes): changelogged, so a restart recovers it.
+zones = app.Table("zones", default=dict, partitions=settings.topic_partitions)
+
+# What the command-centre page shows (this worker's zones; see streams/views.py).
+latest_zone_state: dict[str, dict] = {}
+recent_alerts: list[dict] = []
+
+
+def _json(value: dict) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def dead_letter(event: faust.EventT, reason: str) -> None:
+    msg = event.message
+    record = {
+        "v": 1,
+        "reason": reason,
+        "topic": msg.topic,
+        "partition": msg.partition,
+        "offset": msg.offset,
+        "key_b64": base64.b64encode(msg.key).decode() if msg.key else None,
+        "value_b64": base64.b64encode(msg.value or b"").decode(),
+        "received_at": int(time.time() * 1000),
+    }
+    metrics.rejected.labels(reason.split(":")[0][:40]).inc()
+    await deadletter_topic.send(key=msg.key, value=_json(record))
+
+
+@app.agent(readings_topic)
+async def process(stream: faust.StreamT) -> None:
+    async for events in stream.take_events(500, within=0.2):
+        metrics.batch.observe(len(events))
+        by_zone: dict[str, list] = defaultdict(list)
+        last_event: dict[str, faust.EventT] = {}
+        for event in events:
+            try:
+                readings = parse_message(event.key, event.value, site)
+            except Rejected as exc:
+                await dead_letter(event, str(exc))
+                continue
+            by_zone[readings[0].zone_id].extend(readings)
+            last_event[readings[0].zone_id] = event
+        for zone_id, readings in by_zone.items():
+            # The table's changelog partition is taken from the current event: make it this
+            # zone's own event, so a batch spanning partitions writes each zone where it belongs.
+            stream._set_current_event(last_event[zone_id])
+            outcome = processor.apply(zone_id, zones[zone_id], readings)
+            zones[zone_id] = outcome.state
+            await publish(zone_id, outcome, readings)
+
+
+async def publish(zone_id: str, outcome, readings: list) -> None:
+    now = time.time()
+    for r in readings:
+        metrics.readings.labels(r.kind).inc()
+        metrics.lag.observe(max(now - r.ts / 1000, 0))
+    metrics.duplicates.inc(outcome.duplicates)
+    key = zone_id.encode()
+    if outcome.zone_state is not None:
+        latest_zone_state[zone_id] = outcome.zone_state
+        metrics.observe_zone(outcome.zone_state)
+        await zone_state_topic.send(key=key, value=_json(outcome.zone_state))
+    for alert in outcome.alerts:
+        metrics.alerts.labels(alert["kind"], alert["severity"], alert["state"]).inc()
+        recent_alerts.append(alert)
+        del recent_alerts[:-200]
+        await alerts_topic.send(key=key, value=_json(alert))

@@ -1,0 +1,47 @@
+"""Web views of the worker: the command-centre page, its JSON feeds and Prometheus metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from streams.app import app, latest_zone_state, metrics, recent_alerts, site
+
+PAGE = Path(__file__).parent / "web" / "index.html"
+
+
+@app.page("/")
+class CommandCentre(View):
+    async def get(self, request: Request) -> Response:
+        return self.html(PAGE.read_text())
+
+
+@app.page("/api/zones")
+class Zones(View):
+    async def get(self, request: Request) -> Response:
+        known = {z.id: {"zone_id": z.id, "name": z.name, "kind": z.kind} for z in site.zones}
+        return self.json(
+            {
+                "site": site.site.name,
+                "zones": [
+                    latest_zone_state.get(zone_id, placeholder)
+                    for zone_id, placeholder in known.items()
+                ],
+            }
+        )
+
+
+@app.page("/api/alerts")
+class Alerts(View):
+    async def get(self, request: Request) -> Response:
+        limit = min(int(request.query.get("limit", 50)), 200)
+        return self.json({"alerts": list(reversed(recent_alerts[-limit:]))})
+
+
+@app.page("/metrics")
+class Metrics(View):
+    async def get(self, request: Request) -> Response:
+        body = generate_latest(metrics.registry)
+        return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])
