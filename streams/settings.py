@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     kafka_port: int = Field(9092, ge=1, le=65535)
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
     kafka_data_dir: Path | None = None
+    kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[mMgG]$")  # broker JVM -Xmx
     # Topics.
     topic_partitions: int = Field(4, ge=1, le=256)
     readings_topic: str = "crowd.readings"

@@ -1,0 +1,53 @@
+"""``crowdsafe kafka up|down|status``: the local single-node broker (streams/kafka_local.py)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from streams import kafka_local
+from streams.settings import get_settings
+from streams.topics_admin import TopicPartitionsMismatch, app_topics, ensure_topics
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("kafka", help="start, stop or inspect the local Kafka broker")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    up = actions.add_parser("up", help="start the broker (fetches jars on first run)")
+    up.add_argument("--timeout", type=float, default=90.0, help="seconds to wait for ready")
+    up.add_argument("--no-topics", action="store_true", help="do not create the app's topics")
+    down = actions.add_parser("down", help="stop the broker")
+    down.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
+    actions.add_parser("status", help="up or down, pid, address, data dir (exit 3 if down)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    config = kafka_local.BrokerConfig.from_settings(settings)
+    try:
+        if args.action == "up":
+            kafka_local.up(config, timeout_s=args.timeout)
+            if not args.no_topics:
+                # Auto-creation is off on this broker, so the edge producer would block on
+                # metadata for crowd.readings until the worker had declared it.
+                created = ensure_topics(config.bootstrap, app_topics(settings))
+                if created:
+                    print(f"kafka: created topics {', '.join(created)}")
+            _hint_bootstrap(settings.kafka_bootstrap, config.bootstrap)
+        elif args.action == "down":
+            kafka_local.down(config, grace_s=args.timeout)
+        else:
+            state = kafka_local.status(config)
+            print(state.describe())
+            _hint_bootstrap(settings.kafka_bootstrap, config.bootstrap)
+            return 0 if state.running else 3  # LSB: "program is not running"
+    except (kafka_local.KafkaLocalError, TopicPartitionsMismatch) as e:
+        print(f"crowdsafe kafka {args.action}: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _hint_bootstrap(configured: str, local: str) -> None:
+    if configured != local:
+        print(f"kafka: note: KAFKA_BOOTSTRAP is {configured}; the app will not use this broker")
