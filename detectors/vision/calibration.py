@@ -1,0 +1,45 @@
+"""The calibration file ``crowdsafe calibrate`` writes and the camera process loads (JSON)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class LinearModel(BaseModel):
+    """count = intercept + sum(coef * (feature - mean) / scale), clipped at zero."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    features: list[str]
+    coef: list[float]
+    intercept: float
+    mean: list[float]
+    scale: list[float]
+    ridge: float = 0.0
+
+
+class Calibration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    v: int = 1
+    camera_id: str
+    method: str
+    created: str
+    frames: int = Field(ge=0)
+    density: LinearModel | None = None
+    # Settings that override the site file's [sources.camera.hog] table.
+    hog: dict[str, Any] = {}
+    # How well it did on the labelled frames (mae_train, mae_cv, ...).
+    metrics: dict[str, float] = {}
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: Path) -> Calibration:
+        return cls.model_validate_json(Path(path).read_text())
