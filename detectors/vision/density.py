@@ -111,7 +111,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, ridge: float = 1.0) -> LinearModel:
     scale[scale < 1e-9] = 1.0
     z = (x - mean) / scale
     a = z.T @ z + ridge * np.eye(z.shape[1])
-    coef = np.linalg.solve(a, z.T @ (y - y.mean()))
+    coef = np.linalg.lstsq(a, z.T @ (y - y.mean()), rcond=None)[0]  # constant columns get 0
     return LinearModel(
         features=list(FEATURES),
         coef=coef.tolist(),

@@ -75,7 +75,7 @@ class PersonHeight:
     anything.
 
     >>> ph = PersonHeight([(100, 50), (300, 100)])
-    >>> float(ph(200)), float(ph.at_rows(2)[1]), float(ph(10_000))
+    >>> round(float(ph(200)), 6), round(float(ph.at_rows(2)[1]), 6), float(ph(10_000))
     (75.0, 25.25, 200.0)
     """
 
