@@ -101,7 +101,7 @@ def fit_linear(x: np.ndarray, y: np.ndarray, ridge: float = 1.0) -> LinearModel:
     """Ridge regression of counts ``y`` on features ``x`` (standardised; intercept free).
 
     >>> x = np.array([[0.0, 0, 0], [1, 0, 0], [2, 0, 0], [3, 0, 0]]); y = 2 * x[:, 0] + 1
-    >>> m = fit_linear(x, y, ridge=0.0); round(predict(m, np.array([[4.0, 0, 0]]))[0], 6)
+    >>> m = fit_linear(x, y, ridge=0.0); round(float(predict(m, np.array([[4.0, 0, 0]]))[0]), 6)
     9.0
     """
     x = np.asarray(x, np.float64)
