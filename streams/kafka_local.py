@@ -77,6 +77,12 @@ class BrokerConfig:
     partitions: int = 4
     kafka_home: Path = KAFKA_HOME
 
+    def __post_init__(self) -> None:
+        # Absolute paths: the broker runs with cwd=state_dir, and the pid check matches the
+        # properties path in the process's command line.
+        object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
+        object.__setattr__(self, "kafka_home", Path(self.kafka_home).resolve())
+
     @classmethod
     def from_settings(cls, settings: Settings) -> BrokerConfig:
         return cls(

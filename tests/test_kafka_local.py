@@ -277,3 +277,12 @@ def test_broker_that_dies_on_start_raises_with_the_log_tail(tmp_path: Path) -> N
     assert err.value.message.startswith("broker exited during start-up")
     assert "Invalid maximum heap size" in err.value.log_tail
     assert not config.pid_file.exists()
+
+
+def test_relative_state_dir_is_made_absolute(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = BrokerConfig(state_dir=Path("run/kafka"))
+    assert config.properties_file == tmp_path / "run" / "kafka" / "server.properties"
+    assert f"log.dirs={tmp_path / 'run' / 'kafka' / 'data'}" in render_properties(config)
