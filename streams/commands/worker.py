@@ -19,6 +19,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     ensure_topics(settings.kafka_bootstrap, app_topics(settings))
+    (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
     from streams import views  # noqa: F401  (registers the web pages on the app)
     from streams.app import app
 
