@@ -181,12 +181,14 @@ class DensityForecaster:
             rate = 0.5 * (slope + gate_rate)
             lo, hi = min(lo, gate_rate), max(hi, gate_rate)
         level = max(level, 0.0)
-        warn = self._minutes_to(self.warning, level, rate, lo, hi)
-        crit = self._minutes_to(self.critical, level, rate, lo, hi)
+        # The band also spans where the zone is now: readings scatter sd around the line.
+        spread = self.band_z * math.sqrt(resid_var)
+        warn = self._minutes_to(self.warning, level, spread, rate, lo, hi)
+        crit = self._minutes_to(self.critical, level, spread, rate, lo, hi)
         return Forecast(level / self.area_m2, rate / self.area_m2, *warn, *crit)
 
     def _minutes_to(
-        self, density: float, level: float, rate: float, lo: float, hi: float
+        self, density: float, level: float, spread: float, rate: float, lo: float, hi: float
     ) -> tuple[float | None, float | None, float | None]:
         gap = density * self.area_m2 - level
         if gap <= 0.0:
@@ -196,7 +198,7 @@ class DensityForecaster:
         minutes = gap / rate
         if minutes > self.horizon_min:
             return None, None, None
-        return minutes, gap / hi, gap / lo
+        return minutes, max(gap - spread, 0.0) / hi, (gap + spread) / lo
 
     def to_state(self) -> dict[str, Any]:
         """JSON-serialisable state (a few hundred bytes): resume with :meth:`from_state`.
