@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         if path.exists():
             ts, vs = _series(path)
             lines.append(
-                _row(evaluate(path.stem, ts, vs, score_series(ts, vs), threshold=thr), "h")
+                _row(evaluate(path.stem, ts, vs, score_series(ts, vs), threshold=thr), "h", False)
             )
 
     seeds = range(1) if args.quick else SEEDS
