@@ -1,0 +1,58 @@
+"""``crowdsafe calibrate``: fit a camera's density regression (and check HOG) on labelled frames."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import cv2
+
+from detectors.vision.evaluation import read_counts_csv
+from detectors.vision.fitting import calibrate, collect
+from detectors.vision.source import FrameSource
+from streams.camera import load_camera_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="fit a camera's counter on labelled frames")
+    p.add_argument("--frames", required=True, help="image folder or video of the camera")
+    p.add_argument(
+        "--truth", required=True, type=Path, help="CSV: frame (1-based), count[, zone_id]"
+    )
+    p.add_argument("--camera-id", required=True)
+    p.add_argument("--site", required=True, type=Path)
+    p.add_argument("--out", type=Path, help="calibration JSON (default: the site's path)")
+    p.add_argument("--no-hog", action="store_true", help="skip the HOG threshold check")
+    p.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the regression")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    cv2.setNumThreads(1)
+    try:
+        config = load_camera_config(args.site, args.camera_id)
+    except (OSError, ValueError) as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or config.calibration or Path("calibration") / f"{args.camera_id}.json"
+    frames = collect(FrameSource(args.frames, fps=config.fps, start_ms=0))
+    if not frames:
+        print(f"calibrate: no frames in {args.frames}", file=sys.stderr)
+        return 1
+    zones = list(config.polygons)
+    truth = {}
+    for zone in zones:
+        counts = read_counts_csv(args.truth, zone if len(zones) > 1 else None)
+        truth[zone] = [counts.get(i + 1) for i in range(len(frames))]
+    try:
+        cal = calibrate(
+            args.camera_id, config, frames, truth, check_hog=not args.no_hog, ridge=args.ridge
+        )
+    except ValueError as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 1
+    cal.save(Path(out))
+    print(json.dumps({"out": str(out), "hog": cal.hog, **cal.metrics}, indent=2))
+    return 0
