@@ -103,6 +103,9 @@ class DnnCounter(DetectionCounter):
         blob = cv2.dnn.blobFromImage(img, s.scale, s.input_size, swapRB=s.swap_rb, crop=False)
         self.net.setInput(blob)
         out = np.asarray(self.net.forward())
+        # Exporters and cv2.dnn's broadcasting add leading 1-axes; YOLO heads are 3-D.
+        while out.ndim > 3 and out.shape[0] == 1 and out.shape[-1] != 7:
+            out = out[0]
         if self.layout_name == "auto":
             self.layout_name = guess_layout(out)
         boxes, scores = decode(out, s, self.layout_name, s.input_size)
