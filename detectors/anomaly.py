@@ -165,6 +165,8 @@ class SeasonalAnomalyDetector:
         "level",
         "scale_g",
         "m_level",
+        "w_level",
+        "w2_level",
         "m_fast",
         "m_slow",
         "q_level",
@@ -214,10 +216,12 @@ class SeasonalAnomalyDetector:
         self.level = 0.0
         self.scale_g = 0.3  # prior: 30 % on the log scale until the hours of day are known
         self.m_level = 0.0
+        self.w_level = 0.0  # forgetting sums of the level mean's weights and squared weights
+        self.w2_level = 0.0
         self.m_fast = 0.0
         self.m_slow = 0.0
         # Typical |level| and |growth| of a normal series (z units); priors, then learned.
-        self.q_level = 0.8
+        self.q_level = 1.0
         self.q_growth = 0.6
         self.last: Explanation | None = None
 
@@ -271,18 +275,25 @@ class SeasonalAnomalyDetector:
         # of readings with one timestamp still moves them).
         step = max(dt, 1.0 / 3600.0)
         zc = max(-_Z_CAP, min(_Z_CAP, z))
-        self.m_level += (1.0 - math.exp(-self._ll * step)) * (zc - self.m_level)
+        # The level is a time-weighted mean of recent z, standardised as if they were
+        # independent (so one reading after a long gap is no stronger than itself), then
+        # divided by its learned typical size, which absorbs how correlated they really are.
+        w = min(step, c["max_step_h"])
+        keep = math.exp(-self._ll * step)
+        self.w_level = self.w_level * keep + w
+        self.w2_level = self.w2_level * keep * keep + w * w
+        self.m_level += w / self.w_level * (zc - self.m_level)
+        level_iid = self.m_level * self.w_level / math.sqrt(self.w2_level)
         self.m_fast += (1.0 - math.exp(-self._lf * step)) * (zc - self.m_fast)
         self.m_slow += (1.0 - math.exp(-self._ls * step)) * (zc - self.m_slow)
-        z_level = self.m_level / (_MAD_TO_SIGMA * self.q_level)
+        z_level = level_iid / (_MAD_TO_SIGMA * self.q_level)
         growth = self.m_fast - self.m_slow
         z_growth = growth / (_MAD_TO_SIGMA * self.q_growth)
         warm = self.warm
         score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
         self.last = Explanation(z, z_level, z_growth, math.expm1(expected), scale)
 
-        # Learn. An observation stands for the time since the previous one, capped.
-        w = min(step, c["max_step_h"])
+        # Learn. An observation stands for the time since the previous one, capped (w).
         k = c["clip_k"]
         rc = max(-k * scale, min(k * scale, r)) if warm else r
         target = expected + rc
@@ -306,9 +317,9 @@ class SeasonalAnomalyDetector:
         if informed:
             self.scale_g += a_day * (abs_dev - self.scale_g)
         if warm:
-            self.q_level += a_day * (min(abs(self.m_level), k * self.q_level) - self.q_level)
+            self.q_level += a_day * (min(abs(level_iid), k * self.q_level) - self.q_level)
             self.q_growth += a_day * (min(abs(growth), k * self.q_growth) - self.q_growth)
-            self.q_level = max(self.q_level, 0.2)
+            self.q_level = max(self.q_level, 1.0 / _MAD_TO_SIGMA)  # never above the point z
             self.q_growth = max(self.q_growth, 0.2)
         self.seen_h += w
         if self._ld * (self.t_last - self.t_ref) > _MAX_INFLATION_EXP:
@@ -349,7 +360,7 @@ class SeasonalAnomalyDetector:
             "n": self.seen_h,
             "lv": self.level,
             "sg": self.scale_g,
-            "m": [self.m_level, self.m_fast, self.m_slow],
+            "m": [self.m_level, self.w_level, self.w2_level, self.m_fast, self.m_slow],
             "q": [self.q_level, self.q_growth],
             "a": _pack(self.mu_w, self.g_w, self.mu_d, self.g_d, self.s_d),
         }
@@ -364,6 +375,6 @@ class SeasonalAnomalyDetector:
         det.mu_w, det.g_w, det.mu_d, det.g_d, det.s_d = _unpack(state["a"], sizes)
         det.t_last, det.t_ref, det.seen_h = state["t"], state["tr"], state["n"]
         det.level, det.scale_g = state["lv"], state["sg"]
-        det.m_level, det.m_fast, det.m_slow = state["m"]
+        det.m_level, det.w_level, det.w2_level, det.m_fast, det.m_slow = state["m"]
         det.q_level, det.q_growth = state["q"]
         return det
