@@ -53,7 +53,10 @@ def test_dnn_counter_on_a_tiny_onnx_model(tmp_path):
     cfg = CameraConfig(
         method="dnn",
         model=path,
-        polygons={"left": [(0, 0), (64, 0), (64, 128), (0, 128)], "right": [(64, 0), (128, 0), (128, 128), (64, 128)]},
+        polygons={
+            "left": [(0, 0), (64, 0), (64, 128), (0, 128)],
+            "right": [(64, 0), (128, 0), (128, 128), (64, 128)],
+        },
         dnn={"input_size": (SIZE, SIZE), "score_threshold": 0.4},
     )
     counter = make_counter(cfg)
@@ -64,7 +67,9 @@ def test_dnn_counter_on_a_tiny_onnx_model(tmp_path):
 
 
 def test_missing_model_file_is_a_clear_error(tmp_path):
-    cfg = CameraConfig(method="dnn", model=tmp_path / "none.onnx", polygons={"a": [(0, 0), (1, 0), (1, 1)]})
+    cfg = CameraConfig(
+        method="dnn", model=tmp_path / "none.onnx", polygons={"a": [(0, 0), (1, 0), (1, 1)]}
+    )
     with pytest.raises(FileNotFoundError, match="none.onnx"):
         make_counter(cfg)
 

@@ -23,7 +23,10 @@ def test_variance_of_a_synthetic_flow_field_in_metres():
     sigma, mean = 0.5, np.array([2.0, -1.0])  # px per frame
     flow = (mean + sigma * rng.standard_normal((200, 200, 2))).astype(np.float32)
     # 1 px = 0.01 m everywhere; frames 0.1 s apart: 1 px/frame = 0.1 m/s.
-    gp = [{"image": [x, y], "ground": [x / 100, y / 100]} for x, y in [(0, 0), (200, 0), (200, 200), (0, 200)]]
+    gp = [
+        {"image": [x, y], "ground": [x / 100, y / 100]}
+        for x, y in [(0, 0), (200, 0), (200, 200), (0, 200)]
+    ]
     motion = _meter(gp).zone_motion(flow, dt=0.1)["z"]
     assert motion.metric
     # Var(V) = 2 sigma^2 (two components), in (m/s)^2.
