@@ -78,7 +78,8 @@ async def process(stream: faust.StreamT) -> None:
         last_event: dict[str, faust.EventT] = {}
         for event in events:
             try:
-                readings = parse_message(event.key, event.value, site)
+                latest_ok_ms = int((time.time() + settings.max_future_skew_s) * 1000)
+                readings = parse_message(event.key, event.value, site, latest_ok_ms)
             except Rejected as exc:
                 await dead_letter(event, str(exc))
                 continue

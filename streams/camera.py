@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import time
-import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from detectors.vision.counters import Counter, make_counter
 from detectors.vision.flow import FlowMeter
 from detectors.vision.pressure import crowd_pressure
 from detectors.vision.source import Frame, Outage
+from streams.site import load_site
 
 Sink = Callable[[dict[str, Any]], None]
 CSV_FIELDS = [
@@ -31,30 +31,17 @@ CSV_FIELDS = [
 
 
 def load_camera_config(site: Path, camera_id: str) -> CameraConfig:
-    """The validated ``[sources.camera]`` table of source ``camera_id`` in a site TOML.
-
-    Stand-in until ``streams.site.load_site(path).source(id).camera`` is there. Relative model
-    and calibration paths are taken relative to the site file.
-    """
-    data = tomllib.loads(Path(site).read_text())
-    sources = data.get("sources", [])
-    src = next((s for s in sources if s.get("id") == camera_id), None)
-    if src is None:
-        known = ", ".join(str(s.get("id")) for s in sources) or "none"
+    """The validated camera table of source ``camera_id`` in a site file (paths resolved)."""
+    loaded = load_site(site)
+    source = loaded.source_by_id.get(camera_id)
+    if source is None:
+        known = ", ".join(loaded.source_by_id) or "none"
         raise ValueError(f"{site}: no source with id {camera_id!r} (sources: {known})")
-    if src.get("kind") != "camera":
-        raise ValueError(f"{site}: source {camera_id!r} is a {src.get('kind')!r}, not a camera")
-    if "camera" not in src:
+    if source.kind != "camera":
+        raise ValueError(f"{site}: source {camera_id!r} is a {source.kind!r}, not a camera")
+    if source.camera is None:
         raise ValueError(f"{site}: source {camera_id!r} has no [sources.camera] table")
-    config = CameraConfig.model_validate(src["camera"])
-    zones = set(src.get("zones", []))
-    extra = set(config.polygons) - zones
-    if zones and extra:
-        raise ValueError(
-            f"{site}: camera {camera_id!r} has polygons for zones not in its zones list: "
-            f"{sorted(extra)}"
-        )
-    return config.resolve_paths(Path(site).resolve().parent)
+    return source.camera
 
 
 def load_calibration(config: CameraConfig, path: Path | None = None) -> Calibration | None:

@@ -24,8 +24,14 @@ class Rejected(ValueError):
     """An input message that cannot be used; ``str()`` is the dead-letter reason."""
 
 
-def parse_message(key: bytes | None, value: bytes | None, site: Site) -> list[Reading]:
-    """Decode one ``crowd.readings`` message (a reading or a batch) or raise :class:`Rejected`."""
+def parse_message(
+    key: bytes | None, value: bytes | None, site: Site, latest_ok_ms: int | None = None
+) -> list[Reading]:
+    """Decode one ``crowd.readings`` message (a reading or a batch) or raise :class:`Rejected`.
+
+    ``latest_ok_ms`` rejects event times further in the future than a clock skew can explain
+    (history is fine: replays publish it on purpose).
+    """
     if not value:
         raise Rejected("empty message")
     try:
@@ -46,6 +52,8 @@ def parse_message(key: bytes | None, value: bytes | None, site: Site) -> list[Re
     for r in readings:
         if r.zone_id not in site.zone_by_id:
             raise Rejected(f"unknown zone '{r.zone_id}'")
+        if latest_ok_ms is not None and r.ts > latest_ok_ms:
+            raise Rejected(f"ts {r.ts} is in the future (after {latest_ok_ms})")
         if zone_key is not None and zone_key != r.zone_id:
             raise Rejected(f"message key '{zone_key}' is not the reading's zone_id '{r.zone_id}'")
     return readings

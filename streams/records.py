@@ -44,7 +44,9 @@ class Reading(BaseModel):
     reason: str | None = None
     # Optional motion measures from camera edge counters (issue 4).
     speed_mps: Annotated[float, Field(ge=0)] | None = None
-    pressure: Annotated[float, Field(ge=0)] | None = None
+    direction_deg: Annotated[float, Field(ge=0, le=360)] | None = None
+    velocity_var: Annotated[float, Field(ge=0)] | None = None  # m²/s²
+    pressure: Annotated[float, Field(ge=0)] | None = None  # Helbing 2007, 1/s²
 
     @model_validator(mode="after")
     def _has_a_measurement(self) -> Reading:

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     app_id: str = "crowdsafe"
     web_port: int = Field(6066, ge=1, le=65535)
     store: str = "rocksdb://"
+    # Readings stamped further ahead of the wall clock than this are rejected as absurd.
+    max_future_skew_s: float = Field(86_400.0, gt=0)
 
     @property
     def kafka_dir(self) -> Path:

@@ -13,6 +13,7 @@ crossings). Scenarios overlay one event on that base:
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,6 +105,7 @@ class Simulator:
         seed: int = 7,
         surge_zone: str | None = None,
         blind_source: str | None = None,
+        repeat: bool = False,
     ) -> None:
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario '{scenario}' (choose from {', '.join(SCENARIOS)})")
@@ -119,6 +121,12 @@ class Simulator:
             Outage(blind_source or cameras[0]) if scenario == "blind-camera" and cameras else None
         )
         self._occupancy: dict[str, float] = {}
+        # seq from the wall clock, not event time: a simulator restarted with earlier (or
+        # compressed) event times still sends seq above everything its sources sent before.
+        self.seq_base = time.time_ns() // 1000
+        # Repeat the scenario's story on one continuous clock (the demo runs for as long as
+        # people watch); event times never go back, so sources' seq keep increasing.
+        self.cycle_s = self.length_s if repeat else None
 
     @property
     def length_s(self) -> float | None:
@@ -138,8 +146,11 @@ class Simulator:
         occ = base_density * min(share, 1.0) * zone.area_m2
         if self.surge and self.surge.zone_id == zone.id:
             target = self.surge.peak * self.site.thresholds(zone).critical * zone.area_m2
-            occ += (target - occ) * self.surge.weight(t)
+            occ += (target - occ) * self.surge.weight(self._story_time(t))
         return occ
+
+    def _story_time(self, t: float) -> float:
+        return t % self.cycle_s if self.cycle_s else t
 
     def ticks(self) -> Iterator[tuple[int, list[dict]]]:
         """(event time ms, readings) every ``TICK_S`` seconds of event time, forever."""
@@ -159,8 +170,13 @@ class Simulator:
             n += 1
 
     def _observe(self, source: Source, occ: dict[str, float], t: float, ts: int) -> list[dict]:
-        base = {"source_id": source.id, "kind": source.kind, "ts": ts, "seq": ts}
-        if self.outage and self.outage.source_id == source.id and self.outage.active(t):
+        seq = self.seq_base + int(t * 1000)
+        base = {"source_id": source.id, "kind": source.kind, "ts": ts, "seq": seq}
+        if (
+            self.outage
+            and self.outage.source_id == source.id
+            and self.outage.active(self._story_time(t))
+        ):
             return [
                 {**base, "zone_id": z, "status": "offline", "reason": "video signal lost"}
                 for z in source.zones

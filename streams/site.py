@@ -10,12 +10,13 @@ import re
 import tomllib
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from detectors.alerting import Alarm
 from detectors.los import ZoneKind
+from detectors.vision.config import CameraConfig
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Positive = Annotated[float, Field(gt=0)]
@@ -90,7 +91,7 @@ class Source(_Strict):
     # A sensor's count is multiplied by this (e.g. devices per person).
     scale: Positive = 1.0
     weight: Positive = 1.0
-    camera: dict[str, Any] | None = None
+    camera: CameraConfig | None = None  # how an edge camera counts (docs/vision.md)
 
     def coverage_of(self, zone_id: str) -> float:
         if isinstance(self.coverage, dict):
@@ -119,6 +120,14 @@ class Site(_Strict):
             for zone_id in source.zones:
                 if zone_id not in zone_ids:
                     raise _FieldError(("sources", i, "zones"), f"unknown zone '{zone_id}'")
+            if source.camera is not None and source.kind != "camera":
+                raise _FieldError(("sources", i, "camera"), f"a {source.kind} has no camera table")
+            extra = set(source.camera.polygons) - set(source.zones) if source.camera else set()
+            if extra:
+                raise _FieldError(
+                    ("sources", i, "camera", "polygons"),
+                    f"polygons for zones not in the source's zones: {sorted(extra)}",
+                )
         for i, zone in enumerate(self.zones):
             if zone.kind not in self.defaults.thresholds and zone.warning is None:
                 raise _FieldError(("zones", i, "warning"), f"no thresholds for kind '{zone.kind}'")
@@ -207,7 +216,7 @@ def load_site(path: str | Path) -> Site:
     except tomllib.TOMLDecodeError as exc:
         raise SiteError(f"{path}: not valid TOML: {exc}") from exc
     try:
-        return Site.model_validate(data)
+        site = Site.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc, msg = tuple(err["loc"]), err["msg"]
@@ -215,6 +224,16 @@ def load_site(path: str | Path) -> Site:
         if isinstance(cause, _FieldError):
             loc, msg = cause.loc, cause.msg
         raise SiteError(_describe(path, text, data, loc, msg)) from exc
+    return _with_paths_relative_to(site, path.resolve().parent)
+
+
+def _with_paths_relative_to(site: Site, base: Path) -> Site:
+    """Camera model and calibration files are named relative to the site file."""
+    sources = [
+        s.model_copy(update={"camera": s.camera.resolve_paths(base)}) if s.camera else s
+        for s in site.sources
+    ]
+    return site.model_copy(update={"sources": sources})
 
 
 def _describe(path: Path, text: str, data: dict, loc: tuple, msg: str) -> str:

@@ -9,8 +9,13 @@ from pathlib import Path
 import cv2
 
 from detectors.vision.source import FrameSource
-from streams.camera import CameraProcess, CsvSink, frame_numbering, load_calibration
-from streams.camera import load_camera_config as _load_camera_config
+from streams.camera import (
+    CameraProcess,
+    CsvSink,
+    frame_numbering,
+    load_calibration,
+    load_camera_config,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,10 +33,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlay", type=Path, help="write a local debug video (never sent)")
     p.add_argument("--threads", type=int, default=1, help="OpenCV threads (default 1)")
     p.set_defaults(func=run)
-
-
-def load_camera_config(site: Path, camera_id: str):  # noqa: ANN201 - swapped for streams.site
-    return _load_camera_config(site, camera_id)
 
 
 def run(args: argparse.Namespace) -> int:

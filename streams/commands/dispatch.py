@@ -18,6 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("dispatch", help="print alerts from crowd.alerts as they happen")
     p.add_argument("--group", default="dispatch", help="consumer group (default: dispatch)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.add_argument(
+        "--from",
+        dest="start",
+        choices=["earliest", "latest"],
+        default="earliest",
+        help="where a new group starts (default: every alert still on the topic)",
+    )
     p.add_argument("--max", type=int, help="stop after this many alerts")
     p.add_argument("--idle-timeout", type=float, help="stop after this many seconds without alerts")
     p.set_defaults(func=run)
@@ -33,7 +40,7 @@ def format_alert(alert: dict) -> str:
     when = datetime.fromtimestamp(alert["ts"] / 1000).strftime("%H:%M:%S")
     mark = SEVERITY_MARK.get(alert["severity"], "") if alert["state"] != "cleared" else "ok"
     return (
-        f"{when} {mark:>3} {alert['severity'].upper():8} {alert['state'].upper():9}"
+        f"{when} {mark:>3} {alert['severity'].upper():8} {alert['state'].upper():10}"
         f"{alert['kind']:8} {alert['zone_id']}  {alert['message']}  [{alert['alert_id']}]"
     )
 
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
         bootstrap_servers=settings.kafka_bootstrap,
         group_id=args.group,
         enable_auto_commit=False,
-        auto_offset_reset="earliest",  # a new group sees every alert still on the topic
+        auto_offset_reset=args.start,  # by default a new group sees every alert still kept
         consumer_timeout_ms=int(args.idle_timeout * 1000) if args.idle_timeout else float("inf"),
     )
     handled = 0

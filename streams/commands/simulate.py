@@ -33,6 +33,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="event time of the first reading, ISO 8601 (default: now)",
     )
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--repeat",
+        action="store_true",
+        help="replay the scenario's story forever on one continuous clock",
+    )
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=run)
 
@@ -46,8 +51,8 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("crowdsafe simulate: --speed must be >= 0")
     site = load_site(args.site or get_settings().site)
     start_ms = int(args.start.timestamp() * 1000) if args.start else None
-    sim = Simulator(site, args.scenario, start_ms, args.seed, args.zone, args.source)
-    duration = args.duration if args.duration is not None else sim.length_s
+    sim = Simulator(site, args.scenario, start_ms, args.seed, args.zone, args.source, args.repeat)
+    duration = args.duration if args.duration is not None or args.repeat else sim.length_s
     wall_start = time.monotonic()
     sent = 0
     with ReadingProducer() as producer:

@@ -1,0 +1,52 @@
+# crowdsafe: `make demo` and `make test` set up what they need on a fresh machine and reuse it after.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+CROWDSAFE := $(VENV)/bin/crowdsafe
+APT_PACKAGES := chromium prometheus openjdk-17-jre-headless maven
+
+.PHONY: setup system-packages demo test lint bench kafka-up kafka-down clean
+
+# Python packages into .venv/, re-installed only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || { echo "setup: creating virtual environment $(VENV)/"; python3 -m venv $(VENV); }
+	@echo "setup: installing Python packages (first run takes ~1 min) ..."
+	@$(PY) -m pip install -q --disable-pip-version-check -U pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@touch $@
+
+# Debian packages: Java and Maven for the broker, Chromium and Prometheus for the tests.
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "setup: installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+setup: $(VENV)/.installed
+
+demo: system-packages setup
+	$(CROWDSAFE) demo
+
+# Starts the local broker (jars resolved on first use), runs every test, stops the broker by pid.
+test: system-packages setup
+	@$(CROWDSAFE) kafka up
+	@status=0; $(VENV)/bin/pytest -q -ra || status=$$?; \
+	$(CROWDSAFE) kafka down; exit $$status
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(CROWDSAFE) kafka up
+	$(CROWDSAFE) bench --out bench-results/latest.json
+
+kafka-up: setup
+	$(CROWDSAFE) kafka up
+
+kafka-down: setup
+	$(CROWDSAFE) kafka down
+
+clean:
+	-$(CROWDSAFE) kafka down
+	rm -rf .state run bench-results

@@ -1,0 +1,106 @@
+"""``crowdsafe demo``: broker, worker, simulator and dispatch feed together; Ctrl-C stops them.
+
+The local broker is started only when ``KAFKA_BOOTSTRAP`` is not set, and stopped at the end only
+if the demo started it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="run broker, worker, simulator and dispatch feed together")
+    p.add_argument("--scenario", default="surge", help="simulator scenario (default: surge)")
+    p.add_argument("--speed", type=float, default=10.0, help="simulated seconds per second")
+    p.add_argument("--duration", type=float, help="stop after this many wall-clock seconds")
+    p.set_defaults(func=run)
+
+
+def _spawn(name: str, args: list[str], log_dir: Path | None = None) -> subprocess.Popen:
+    out = open(log_dir / f"{name}.log", "w") if log_dir else None  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", *args],
+        stdout=out,
+        stderr=subprocess.STDOUT if out else None,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _wait_for_page(url: str, worker: subprocess.Popen, timeout_s: float = 120) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise SystemExit("demo: the worker exited; see its log")
+        try:
+            with urllib.request.urlopen(url + "api/zones", timeout=2):
+                return
+        except OSError:
+            time.sleep(1)
+    raise SystemExit(f"demo: the worker did not answer at {url} in {timeout_s:.0f}s")
+
+
+def run(args: argparse.Namespace) -> int:
+    from streams.kafka_local import BrokerConfig, KafkaLocalError, down, status, up
+    from streams.settings import get_settings
+
+    settings = get_settings()
+    log_dir = settings.state_dir / "demo"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    broker = None
+    if not os.environ.get("KAFKA_BOOTSTRAP"):
+        config = BrokerConfig.from_settings(settings)
+        if not status(config).running:
+            try:
+                up(config)
+            except KafkaLocalError as exc:
+                raise SystemExit(f"demo: {exc}") from exc
+            broker = config
+    procs: list[subprocess.Popen] = []
+    try:
+        worker = _spawn("worker", ["worker"], log_dir)
+        procs.append(worker)
+        url = f"http://127.0.0.1:{settings.web_port}/"
+        print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
+        _wait_for_page(url, worker)
+        # A fresh group from the latest offset: the feed shows this run's alerts only.
+        group = f"demo-dispatch-{int(time.time())}"
+        procs.append(_spawn("dispatch", ["dispatch", "--group", group, "--from", "latest"]))
+        time.sleep(3)  # let the feed join its group before the first alert can exist
+        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat"]
+        procs.append(_spawn("simulate", sim, log_dir))
+        print(f"demo: command centre at {url}  ·  metrics at {url}metrics", flush=True)
+        print(
+            f"demo: simulating '{args.scenario}' at {args.speed:g}x; alerts for dispatch:",
+            flush=True,
+        )
+        deadline = time.monotonic() + args.duration if args.duration else None
+        while deadline is None or time.monotonic() < deadline:
+            if any(p.poll() is not None for p in procs):
+                raise SystemExit(f"demo: a process exited; logs in {log_dir}")
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\ndemo: stopping ...", flush=True)
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+        if broker is not None:
+            down(broker)
+    print("demo: stopped everything it started", flush=True)
+    return 0
