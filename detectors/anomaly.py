@@ -151,6 +151,7 @@ class SeasonalAnomalyDetector:
         "_lw",
         "_ld",
         "_ll",
+        "_lb",
         "_lf",
         "_ls",
         "_lg",
@@ -163,6 +164,7 @@ class SeasonalAnomalyDetector:
         "t_ref",
         "seen_h",
         "level",
+        "bias",
         "scale_g",
         "m_level",
         "w_level",
@@ -179,6 +181,7 @@ class SeasonalAnomalyDetector:
         "week_half_life_h": 28 * 24.0,
         "day_half_life_h": 7 * 24.0,
         "level_half_life_h": 1.0,
+        "bias_half_life_h": 3.0,
         "growth_fast_h": 0.25,
         "growth_slow_h": 1.5,
         "max_step_h": 2.0,
@@ -200,6 +203,7 @@ class SeasonalAnomalyDetector:
         self._lw = ln2 / c["week_half_life_h"]
         self._ld = ln2 / c["day_half_life_h"]
         self._ll = ln2 / c["level_half_life_h"]
+        self._lb = ln2 / c["bias_half_life_h"]
         self._lf = ln2 / c["growth_fast_h"]
         self._ls = ln2 / c["growth_slow_h"]
         self._lg = ln2 / 24.0  # global level and the typical sizes of level/growth: a day
@@ -214,6 +218,7 @@ class SeasonalAnomalyDetector:
         self.t_ref = 0.0
         self.seen_h = 0.0
         self.level = 0.0
+        self.bias = 0.0  # today's offset from the profile (weather, a busy day), log scale
         self.scale_g = 0.3  # prior: 30 % on the log scale until the hours of day are known
         self.m_level = 0.0
         self.w_level = 0.0  # forgetting sums of the level mean's weights and squared weights
@@ -269,12 +274,16 @@ class SeasonalAnomalyDetector:
         floor = max(c["min_scale"], 1.0 / math.sqrt(1.0 + math.expm1(max(expected, 0.0))))
         scale = max(s_day, floor)
         r = y - expected
-        z = r / scale
+        # The point residual is taken from the profile plus today's offset, so a busy day is
+        # not a string of spikes; level and growth keep the profile alone as their reference.
+        r_today = r - self.bias
+        z = r_today / scale
+        z_seasonal = r / scale
 
         # Short-term means of the residual z, by elapsed time (one second at least, so a burst
         # of readings with one timestamp still moves them).
         step = max(dt, 1.0 / 3600.0)
-        zc = max(-_Z_CAP, min(_Z_CAP, z))
+        zc = max(-_Z_CAP, min(_Z_CAP, z_seasonal))
         # The level is a time-weighted mean of recent z, standardised as if they were
         # independent (so one reading after a long gap is no stronger than itself), then
         # divided by its learned typical size, which absorbs how correlated they really are.
@@ -291,7 +300,7 @@ class SeasonalAnomalyDetector:
         z_growth = growth / (_MAD_TO_SIGMA * self.q_growth)
         warm = self.warm
         score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
-        self.last = Explanation(z, z_level, z_growth, math.expm1(expected), scale)
+        self.last = Explanation(z, z_level, z_growth, math.expm1(expected + self.bias), scale)
 
         # Learn. An observation stands for the time since the previous one, capped (w).
         k = c["clip_k"]
@@ -302,8 +311,11 @@ class SeasonalAnomalyDetector:
             if share > 0.0:
                 self.g_w[b] += share * wi_w
                 self.mu_w[b] += share * wi_w / self.g_w[b] * (target - self.mu_w[b])
-        abs_dev = _MAD_TO_SIGMA * min(abs(r), k * scale)
+        abs_dev = _MAD_TO_SIGMA * min(abs(r_today), k * scale)
         informed = gd0 + gd1 >= kd  # a residual against a profile still empty says nothing
+        if warm and informed:  # before, residuals measure the empty profile, not the day
+            a_bias = 1.0 - math.exp(-self._lb * w)
+            self.bias += a_bias * max(-k * scale, min(k * scale, r_today))
         for b, share in ((d0, 1.0 - fw), (d1, fw)):
             if share > 0.0:
                 prev = self.g_d[b]
@@ -359,6 +371,7 @@ class SeasonalAnomalyDetector:
             "tr": self.t_ref,
             "n": self.seen_h,
             "lv": self.level,
+            "b": self.bias,
             "sg": self.scale_g,
             "m": [self.m_level, self.w_level, self.w2_level, self.m_fast, self.m_slow],
             "q": [self.q_level, self.q_growth],
@@ -374,7 +387,7 @@ class SeasonalAnomalyDetector:
         sizes = (WEEK_BINS, WEEK_BINS, DAY_BINS, DAY_BINS, DAY_BINS)
         det.mu_w, det.g_w, det.mu_d, det.g_d, det.s_d = _unpack(state["a"], sizes)
         det.t_last, det.t_ref, det.seen_h = state["t"], state["tr"], state["n"]
-        det.level, det.scale_g = state["lv"], state["sg"]
+        det.level, det.bias, det.scale_g = state["lv"], state["b"], state["sg"]
         det.m_level, det.w_level, det.w2_level, det.m_fast, det.m_slow = state["m"]
         det.q_level, det.q_growth = state["q"]
         return det
