@@ -18,7 +18,9 @@ and for hourly counts alike):
   normal sigma), floored by a Poisson-like ``1/sqrt(1 + expected)`` so that a handful of people
   at night is never a many-sigma event;
 * three robust z statistics: the *point* residual (spikes, a blind camera reading zero in a busy
-  hour), the *level* (an EW mean of recent residuals: a sustained shift), and the *growth* (fast
+  hour), measured from the profile plus *today's offset* (a slow, tightly clipped EW mean of
+  residuals, half-life 3 h: a rainy or busy day is not a string of spikes); the *level* (an EW
+  mean of recent residuals from the profile alone: a sustained shift); and the *growth* (fast
   minus slow EW residual: rising faster than this hour usually rises). Level and growth are
   divided by their own learned typical size, which absorbs the autocorrelation of real series;
 * the largest |z| maps to ``anomaly_score`` = ``1 - 10 ** -(((|z| - 2) / 3) ** 2)`` (0 below 2
@@ -313,9 +315,10 @@ class SeasonalAnomalyDetector:
                 self.mu_w[b] += share * wi_w / self.g_w[b] * (target - self.mu_w[b])
         abs_dev = _MAD_TO_SIGMA * min(abs(r_today), k * scale)
         informed = gd0 + gd1 >= kd  # a residual against a profile still empty says nothing
+        # Today's offset follows the day, not an event: it moves at most one sigma per half-life.
         if warm and informed:  # before, residuals measure the empty profile, not the day
             a_bias = 1.0 - math.exp(-self._lb * w)
-            self.bias += a_bias * max(-k * scale, min(k * scale, r_today))
+            self.bias += a_bias * max(-scale, min(scale, r_today))
         for b, share in ((d0, 1.0 - fw), (d1, fw)):
             if share > 0.0:
                 prev = self.g_d[b]
