@@ -56,6 +56,8 @@ _MAX_INFLATION_EXP = 40.0
 # alarm for hours.
 _Z_CAP = 12.0
 STATE_VERSION = 1
+# Today's offset starts at 0 with the weight of an hour of readings at a 10 % sigma.
+_BIAS_PRIOR = 1.0 / 0.1**2
 
 
 def score_from_z(z: float, floor: float = 2.0, span: float = 3.0) -> float:
@@ -166,7 +168,8 @@ class SeasonalAnomalyDetector:
         "t_ref",
         "seen_h",
         "level",
-        "bias",
+        "bias_num",
+        "bias_den",
         "scale_g",
         "m_level",
         "w_level",
@@ -220,7 +223,10 @@ class SeasonalAnomalyDetector:
         self.t_ref = 0.0
         self.seen_h = 0.0
         self.level = 0.0
-        self.bias = 0.0  # today's offset from the profile (weather, a busy day), log scale
+        # Today's offset from the profile (weather, a busy day), log scale: a precision-weighted
+        # forgetting mean, so the busy hours, whose residuals mean something, set it.
+        self.bias_num = 0.0
+        self.bias_den = 0.0
         self.scale_g = 0.3  # prior: 30 % on the log scale until the hours of day are known
         self.m_level = 0.0
         self.w_level = 0.0  # forgetting sums of the level mean's weights and squared weights
@@ -236,6 +242,11 @@ class SeasonalAnomalyDetector:
     def warm(self) -> bool:
         """True once ``warmup_h`` hours of data have been seen and scores are emitted."""
         return self.seen_h >= self.cfg["warmup_h"]
+
+    @property
+    def bias(self) -> float:
+        """Today's offset from the profile on the log scale, shrunk to 0 on little evidence."""
+        return self.bias_num / (self.bias_den + _BIAS_PRIOR)
 
     # -- the streaming interface -------------------------------------------------------------
 
@@ -278,7 +289,8 @@ class SeasonalAnomalyDetector:
         r = y - expected
         # The point residual is taken from the profile plus today's offset, so a busy day is
         # not a string of spikes; level and growth keep the profile alone as their reference.
-        r_today = r - self.bias
+        bias = self.bias
+        r_today = r - bias
         z = r_today / scale
         z_seasonal = r / scale
 
@@ -302,7 +314,7 @@ class SeasonalAnomalyDetector:
         z_growth = growth / (_MAD_TO_SIGMA * self.q_growth)
         warm = self.warm
         score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
-        self.last = Explanation(z, z_level, z_growth, math.expm1(expected + self.bias), scale)
+        self.last = Explanation(z, z_level, z_growth, math.expm1(expected + bias), scale)
 
         # Learn. An observation stands for the time since the previous one, capped (w).
         k = c["clip_k"]
@@ -315,10 +327,14 @@ class SeasonalAnomalyDetector:
                 self.mu_w[b] += share * wi_w / self.g_w[b] * (target - self.mu_w[b])
         abs_dev = _MAD_TO_SIGMA * min(abs(r_today), k * scale)
         informed = gd0 + gd1 >= kd  # a residual against a profile still empty says nothing
-        # Today's offset follows the day, not an event: it moves at most one sigma per half-life.
+        # Today's offset follows the day, not an event: residuals enter it clipped at one sigma.
+        keep_bias = math.exp(-self._lb * step)
+        self.bias_num *= keep_bias
+        self.bias_den *= keep_bias
         if warm and informed:  # before, residuals measure the empty profile, not the day
-            a_bias = 1.0 - math.exp(-self._lb * w)
-            self.bias += a_bias * max(-scale, min(scale, r_today))
+            precision = w / (scale * scale)
+            self.bias_num += precision * (bias + max(-scale, min(scale, r_today)))
+            self.bias_den += precision
         for b, share in ((d0, 1.0 - fw), (d1, fw)):
             if share > 0.0:
                 prev = self.g_d[b]
@@ -374,7 +390,7 @@ class SeasonalAnomalyDetector:
             "tr": self.t_ref,
             "n": self.seen_h,
             "lv": self.level,
-            "b": self.bias,
+            "b": [self.bias_num, self.bias_den],
             "sg": self.scale_g,
             "m": [self.m_level, self.w_level, self.w2_level, self.m_fast, self.m_slow],
             "q": [self.q_level, self.q_growth],
@@ -390,7 +406,8 @@ class SeasonalAnomalyDetector:
         sizes = (WEEK_BINS, WEEK_BINS, DAY_BINS, DAY_BINS, DAY_BINS)
         det.mu_w, det.g_w, det.mu_d, det.g_d, det.s_d = _unpack(state["a"], sizes)
         det.t_last, det.t_ref, det.seen_h = state["t"], state["tr"], state["n"]
-        det.level, det.bias, det.scale_g = state["lv"], state["b"], state["sg"]
+        det.level, det.scale_g = state["lv"], state["sg"]
+        det.bias_num, det.bias_den = state["b"]
         det.m_level, det.w_level, det.w2_level, det.m_fast, det.m_slow = state["m"]
         det.q_level, det.q_growth = state["q"]
         return det
