@@ -22,13 +22,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from statistics import median
 
 import numpy as np
 
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.forecast import DensityForecaster
+from detectors.series import parse_timestamp
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -55,11 +55,7 @@ def window(start: str, end: str, label: str) -> Window:
     >>> (w.end_ms - w.start_ms) // HOUR_MS
     10
     """
-
-    def ms(text: str) -> int:
-        return round(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
-
-    return Window(ms(start), ms(end), label)
+    return Window(parse_timestamp(start), parse_timestamp(end), label)
 
 
 @dataclass(slots=True)
@@ -302,6 +298,12 @@ class LeadAccuracy:
     @property
     def median_abs_error(self) -> float | None:
         return median(self.abs_errors) if self.abs_errors else None
+
+    def merge(self, other: LeadAccuracy) -> None:
+        self.crossings += other.crossings
+        self.forecasts += other.forecasts
+        self.abs_errors += other.abs_errors
+        self.in_band += other.in_band
 
 
 def forecast_accuracy(

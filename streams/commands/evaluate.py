@@ -151,10 +151,7 @@ def run(args: argparse.Namespace) -> int:
                     leads = got
                 else:
                     for a, b in zip(leads, got, strict=True):
-                        a.crossings += b.crossings
-                        a.forecasts += b.forecasts
-                        a.abs_errors += b.abs_errors
-                        a.in_band += b.in_band
+                        a.merge(b)
         lines.append(_row(total, "min"))
 
     lines += [
