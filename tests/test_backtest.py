@@ -120,3 +120,34 @@ def test_replay_rejects_a_reading_the_schema_rejects(tmp_path: Path):
     path.write_text("timestamp,value\n2024-01-01 08:00:00,-4\n")
     with pytest.raises(SeriesError, match=r"row 1 \(line 2\): not a valid reading: count"):
         list(readings(read_series(path), "plaza", "s"))
+
+
+class FakeProducer:
+    sent: list[dict] = []
+    topic = "crowd.readings"
+
+    def __init__(self, bootstrap=None, topic=None):
+        FakeProducer.sent = []
+
+    def send(self, reading):
+        FakeProducer.sent.append(reading)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+
+@pytest.mark.parametrize(("speed", "sleeps"), [("0", []), ("60", [1.0] * 4), ("120", [0.5] * 4)])
+def test_replay_paces_by_event_time(tiny: Path, monkeypatch, speed, sleeps):
+    import streams.commands.replay as replay
+    import streams.edge
+
+    slept: list[float] = []
+    monkeypatch.setattr(streams.edge, "ReadingProducer", FakeProducer)
+    monkeypatch.setattr(replay.time, "sleep", slept.append)
+    args = ["replay", str(tiny), "--value-col", "count", "--zone", "plaza", "--speed", speed]
+    assert main(args) == 0
+    assert [r["seq"] for r in FakeProducer.sent] == [0, 1, 2, 3, 4]
+    assert slept == pytest.approx(sleeps)

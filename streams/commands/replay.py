@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="X times real time (sleeps event-time gap / X between rows); 0: as fast as possible",
     )
     p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: from settings)")
+    p.add_argument("--topic", help="topic (default: the readings topic of the settings)")
     p.set_defaults(func=run)
 
 
@@ -71,21 +72,24 @@ def run(args: argparse.Namespace) -> int:
     if args.speed < 0:
         print(f"replay: --speed must be >= 0, got {args.speed}", file=sys.stderr)
         return 2
-    from streams.edge import ReadingProducer  # kafka-python only when actually publishing
+    # kafka-python only when actually publishing.
+    from kafka.errors import KafkaError
+
+    from streams.edge import ReadingProducer
 
     source_id = args.source_id or f"replay:{args.input.name}"
     rows = read_series(args.input, args.time_col, args.value_col)
     sent = 0
     previous_ts: int | None = None
     try:
-        with ReadingProducer(bootstrap=args.bootstrap) as producer:
+        with ReadingProducer(bootstrap=args.bootstrap, topic=args.topic) as producer:
             for reading in readings(rows, args.zone, source_id):
                 if args.speed > 0 and previous_ts is not None and reading["ts"] > previous_ts:
                     time.sleep((reading["ts"] - previous_ts) / 1000.0 / args.speed)
                 previous_ts = reading["ts"]
                 producer.send(reading)
                 sent += 1
-    except (SeriesError, OSError) as exc:
+    except (SeriesError, OSError, KafkaError) as exc:
         print(f"replay: {exc} ({sent} readings sent before it)", file=sys.stderr)
         return 1
     print(
