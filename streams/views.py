@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from faust.web import Request, Response, View
@@ -21,10 +22,27 @@ class CommandCentre(View):
 @app.page("/api/zones")
 class Zones(View):
     async def get(self, request: Request) -> Response:
-        known = {z.id: {"zone_id": z.id, "name": z.name, "kind": z.kind} for z in site.zones}
+        # Zones with no reading yet still show, with their thresholds, so a dead zone is visible.
+        known = {
+            z.id: {
+                "zone_id": z.id,
+                "name": z.name,
+                "kind": z.kind,
+                "area_m2": z.area_m2,
+                "warning": site.thresholds(z).warning,
+                "critical": site.thresholds(z).critical,
+                "ts": None,
+                "density": None,
+            }
+            for z in site.zones
+        }
         return self.json(
             {
                 "site": site.site.name,
+                # The page measures "updated N s ago" and staleness against the worker's clock,
+                # so a skewed browser clock in the command centre can't hide a silent zone.
+                "now": int(time.time() * 1000),
+                "stale_after_s": site.defaults.stale_after_s,
                 "zones": [
                     latest_zone_state.get(zone_id, placeholder)
                     for zone_id, placeholder in known.items()
