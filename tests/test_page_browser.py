@@ -190,7 +190,7 @@ CANNED_ZONES = {
     "zones": [
         zone("calm-hall", 0.8),
         zone("busy-gate", 4.9, los="F"),
-        zone("filling-queue", 4.2, los="E"),
+        zone("filling-queue", 4.2, los="E", minutes_to_critical=4.5),
         zone("silent-stairs", 1.0, age_s=600),
         zone("blind-plaza", 1.1, sources={"fresh": [], "stale": [], "offline": ["cam-blind"]}),
         {
@@ -311,13 +311,16 @@ def test_zone_cards_show_density_thresholds_los_age_and_sources(canned_page):
     card = {n.attrs["data-zone"]: n for n in dom.with_attr("data-status")}
 
     busy = card["busy-gate"].text()
-    assert "4.90" in busy and "warn 4" in busy and "crit 4.7" in busy and "CRITICAL alert" in busy
+    assert "4.90" in busy and "warn 4" in busy and "crit 4.7" in busy
+    assert "CRITICAL density alert since" in busy
     assert card["busy-gate"].find_all(lambda n: "los" in n.classes)[0].text() == "F"
     assert "updated 2 s ago" in card["calm-hall"].text()
     assert "STALE" in card["silent-stairs"].text() and "10 min" in card["silent-stairs"].text()
     assert "cam-blind offline" in card["blind-plaza"].text()
     assert "NO DATA" in card["never-seen"].text() and "crit 3" in card["never-seen"].text()
     assert not card["calm-hall"].with_attr("data-alert")
+    assert "critical in ~4.5 min" in card["filling-queue"].text()
+    assert not card["calm-hall"].with_attr("data-forecast")
 
 
 @needs_chromium
@@ -400,8 +403,10 @@ def test_real_worker_surge_shows_on_the_page(pipeline, tmp_path):
     }
     assert alerting == {SURGE_ZONE}
     opened = dom.by_id("open-alerts").with_attr("data-alert-id")
-    assert [(a.attrs["data-zone"], a.attrs["data-state"]) for a in opened] == [
-        (SURGE_ZONE, "escalated")
+    # Density, and whatever else the worker alerts on (forecast, anomaly), for that zone only.
+    assert {a.attrs["data-zone"] for a in opened} == {SURGE_ZONE}
+    assert ("density", "escalated") in [
+        (a.attrs["data-alert-id"].split("/")[1], a.attrs["data-state"]) for a in opened
     ]
     assert "s ago" in dom.find_all(lambda n: n.attrs.get("data-zone") == SURGE_ZONE)[0].text()
 
