@@ -36,6 +36,28 @@ class WorkerMetrics:
         self.density = Gauge(
             "crowdsafe_zone_density_persons_per_square_metre", "Zone density", ["zone"], registry=r
         )
+        # Thresholds as series too, so alert rules and dashboards compare density per zone
+        # against the site file's values instead of copies of them.
+        self.density_warning = Gauge(
+            "crowdsafe_zone_density_warning_persons_per_square_metre",
+            "Zone warning density threshold",
+            ["zone"],
+            registry=r,
+        )
+        self.density_critical = Gauge(
+            "crowdsafe_zone_density_critical_persons_per_square_metre",
+            "Zone critical density threshold",
+            ["zone"],
+            registry=r,
+        )
+        # Wall-clock time of the zone's last processed reading: a zone whose sources all go
+        # silent produces no new zone state, so only this shows it (time() - this grows).
+        self.last_update = Gauge(
+            "crowdsafe_zone_last_update_timestamp_seconds",
+            "Unix time the zone's state was last updated by this worker",
+            ["zone"],
+            registry=r,
+        )
         self.stale_sources = Gauge(
             "crowdsafe_zone_sources_unavailable", "Stale or offline sources", ["zone"], registry=r
         )
@@ -57,5 +79,16 @@ class WorkerMetrics:
         if zone_state["occupancy"] is not None:
             self.occupancy.labels(zone).set(zone_state["occupancy"])
             self.density.labels(zone).set(zone_state["density"])
+        else:
+            # No fresh source: drop the series rather than keep exporting the last value, so a
+            # blind zone reads as "unknown" (and stops any density alert) instead of frozen.
+            for gauge in (self.occupancy, self.density):
+                try:
+                    gauge.remove(zone)
+                except KeyError:
+                    pass
+        self.density_warning.labels(zone).set(zone_state["warning"])
+        self.density_critical.labels(zone).set(zone_state["critical"])
+        self.last_update.labels(zone).set_to_current_time()
         unavailable = zone_state["sources"]["stale"] + zone_state["sources"]["offline"]
         self.stale_sources.labels(zone).set(len(unavailable))
