@@ -74,6 +74,20 @@ class WorkerMetrics:
             registry=r,
         )
 
+    def sample_names(self) -> set[str]:
+        """Every series name this registry can export (``_total``, ``_bucket``... included), even
+        for labelled metrics with no sample yet: what rules and dashboards may refer to."""
+        suffixes = {
+            "counter": ("_total", "_created"),
+            "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "gauge": ("",),
+        }
+        return {
+            family.name + suffix
+            for family in self.registry.collect()
+            for suffix in suffixes.get(family.type, ("",))
+        }
+
     def observe_zone(self, zone_state: dict) -> None:
         zone = zone_state["zone_id"]
         if zone_state["occupancy"] is not None:

@@ -107,3 +107,12 @@ def test_labels_stay_low_cardinality(metrics):
             assert set(sample.labels) - {"le"} <= allowed, (family.name, sample.labels)
             labelled |= set(sample.labels)
     assert labelled >= allowed  # every label was actually seen, so the check above meant something
+
+
+def test_sample_names_include_unused_labelled_metrics(metrics):
+    names = metrics.sample_names()  # nothing observed yet
+
+    assert "crowdsafe_readings_total" in names
+    assert "crowdsafe_event_lag_seconds_bucket" in names
+    assert "crowdsafe_zone_density_persons_per_square_metre" in names
+    assert "crowdsafe_readings" not in names  # a counter is only ever exported with _total
