@@ -4,30 +4,55 @@ Rows go one by one, in file order, through :class:`~detectors.anomaly.SeasonalAn
 and (when the zone's area is known) :class:`~detectors.forecast.DensityForecaster`, just as the
 worker feeds them readings, so a backtest shows what the live system would have said.
 
-The ``alert`` column uses a stand-in rule until the shared alert episodes
-(``detectors/alerting.py``) are wired in; thresholds are the site file's defaults:
-
-* ``critical``: density at or above critical, or critical forecast within 5 minutes;
-* ``warning``: density at or above warning, critical forecast within 15 minutes, or an
-  anomaly score of 0.9 or more;
-* empty otherwise (and on missing points). No hysteresis, no hold time: one row, one verdict.
+The ``alert`` column is the most severe alert episode open after the row (``warning``,
+``critical`` or empty), with the worker's own episode logic (:mod:`detectors.alerting`:
+escalation, hysteresis, hold time, minimum duration) over density, anomaly score and minutes to
+critical; thresholds are the site file's defaults unless ``alarms`` are given.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
+from detectors.alerting import Alarm, Episode
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.forecast import DEFAULT_THRESHOLDS, DensityForecaster
 from detectors.series import SeriesRow
 
-# Site defaults (deploy/sites/guangzhou-station.toml: [defaults.anomaly], [defaults.forecast]).
-ANOMALY_WARNING = 0.9
-FORECAST_WARNING_MIN = 15.0
-FORECAST_CRITICAL_MIN = 5.0
+# Site defaults (deploy/sites/guangzhou-station.toml: [defaults], [defaults.anomaly], ...).
+HYSTERESIS, HOLD_S = 0.1, 120.0
+
+
+def default_alarms(warning: float, critical: float) -> dict[str, Alarm]:
+    """Density, anomaly and forecast alarms with the site file's default settings."""
+    return {
+        "density": Alarm(warning, critical, HYSTERESIS, HOLD_S),
+        "anomaly": Alarm(0.9, 0.99, HYSTERESIS, HOLD_S, min_duration_s=60.0),
+        "forecast": Alarm(15.0, 5.0, HYSTERESIS, HOLD_S, higher_is_worse=False),
+    }
+
+
+def open_severity(
+    alarms: Mapping[str, Alarm],
+    episodes: dict[str, Episode],
+    ts_ms: int,
+    values: Mapping[str, float | None],
+) -> str:
+    """Feed one row's values to the alarms (as the worker does); the worst open severity.
+
+    ``None`` skips density and anomaly (nothing known) but means "not heading there" for the
+    forecast, as in the worker.
+    """
+    for kind, alarm in alarms.items():
+        value = values.get(kind)
+        if value is None and kind != "forecast":
+            continue
+        alarm.update(episodes.setdefault(kind, Episode()), ts_ms, value)
+    open_ = {ep.severity for ep in episodes.values()}
+    return "critical" if "critical" in open_ else "warning" if "warning" in open_ else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,39 +68,6 @@ class ScoredRow:
     alert: str = ""
 
 
-def simple_alert(
-    score: float | None,
-    density: float | None,
-    minutes_to_critical: float | None,
-    warning: float,
-    critical: float,
-) -> str:
-    """The stand-in alert rule of this module's docstring.
-
-    >>> simple_alert(0.2, 3.1, None, warning=2.0, critical=3.0)
-    'critical'
-    >>> simple_alert(0.2, 1.5, 12.0, warning=2.0, critical=3.0)
-    'warning'
-    >>> simple_alert(0.95, 0.1, None, warning=2.0, critical=3.0)
-    'warning'
-    >>> simple_alert(0.5, 1.0, None, warning=2.0, critical=3.0)
-    ''
-    """
-    soon = minutes_to_critical
-    if density is not None and density >= critical or soon is not None and soon <= 5.0:
-        return "critical"
-    if (
-        density is not None
-        and density >= warning
-        or soon is not None
-        and soon <= FORECAST_WARNING_MIN
-        or score is not None
-        and score >= ANOMALY_WARNING
-    ):
-        return "warning"
-    return ""
-
-
 def backtest(
     rows: Iterable[SeriesRow],
     area_m2: float | None = None,
@@ -83,6 +75,7 @@ def backtest(
     inflow_col: str | None = None,
     detector: SeasonalAnomalyDetector | None = None,
     forecaster: DensityForecaster | None = None,
+    alarms: Mapping[str, Alarm] | None = None,
 ) -> Iterator[ScoredRow]:
     """Score ``rows`` in order; pass a detector/forecaster to resume from a saved state.
 
@@ -97,6 +90,8 @@ def backtest(
     if fc is None and area_m2 is not None:
         fc = DensityForecaster.for_kind(area_m2, kind)
     warning, critical = (fc.warning, fc.critical) if fc else DEFAULT_THRESHOLDS[kind]
+    alarms = alarms or default_alarms(warning, critical)
+    episodes: dict[str, Episode] = {}
     for r in rows:
         score = det.update(r.ts_ms, r.value)
         if fc is None:
@@ -106,7 +101,11 @@ def backtest(
         forecast = fc.update(r.ts_ms, r.value, inflow)
         density = None if r.value is None else max(r.value, 0.0) / fc.area_m2
         soon = forecast.minutes_to_critical
-        alert = "" if r.value is None else simple_alert(score, density, soon, warning, critical)
+        if r.value is None:  # blind: nothing raises, escalates or clears
+            alert = open_severity({}, episodes, r.ts_ms, {})
+        else:
+            values = {"density": density, "anomaly": score, "forecast": soon}
+            alert = open_severity(alarms, episodes, r.ts_ms, values)
         yield ScoredRow(r.timestamp, r.ts_ms, r.value, score, density, soon, alert)
 
 

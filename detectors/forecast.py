@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 MINUTE_MS = 60_000.0
+MIN_SPAN_MIN = 3.0
 STATE_VERSION = 1
 
 # (warning, critical) persons/m². Still 2014: plan moving areas <= 2 p/m², unstable above 3;
@@ -166,7 +167,10 @@ class DensityForecaster:
         mean_y = self.sy / self.s0
         var_t = self.s2 / self.s0 - mean_t * mean_t
         n_eff = self.s0 * self.s0 / self.sw2
-        if n_eff < 3.0 or var_t <= 1e-12:
+        # Warm-up: no trend until the readings span MIN_SPAN_MIN minutes (for evenly spaced
+        # readings over a span S the time spread is S / sqrt(12)); a few seconds of data after a
+        # start would otherwise turn camera noise into a steep line.
+        if n_eff < 3.0 or var_t < MIN_SPAN_MIN**2 / 12.0:
             return Forecast(density=mean_y / self.area_m2)
         slope = (self.sty / self.s0 - mean_t * mean_y) / var_t
         level = mean_y - slope * mean_t  # the fitted line at t = 0, the newest reading

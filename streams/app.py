@@ -104,7 +104,8 @@ async def publish(zone_id: str, outcome, readings: list) -> None:
     if outcome.zone_state is not None:
         latest_zone_state[zone_id] = outcome.zone_state
         metrics.observe_zone(outcome.zone_state)
-        await zone_state_topic.send(key=key, value=_json(outcome.zone_state))
+    for zone_state in outcome.zone_states:
+        await zone_state_topic.send(key=key, value=_json(zone_state))
     for alert in outcome.alerts:
         metrics.alerts.labels(alert["kind"], alert["severity"], alert["state"]).inc()
         recent_alerts.append(alert)

@@ -14,7 +14,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from detectors.alerting import Alarm, Episode, Transition
+from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.density import LevelEstimate, density, fuse_levels, integrate_gates
+from detectors.forecast import DensityForecaster, Forecast
 from detectors.los import level_of_service
 from streams.records import SCHEMA_VERSION, Reading, ReadingBatch
 from streams.site import Site, Zone
@@ -72,9 +74,16 @@ class Outcome:
     """What one batch of readings did to one zone."""
 
     state: dict[str, Any]
-    zone_state: dict[str, Any] | None
+    # One zone state per distinct event time: the state after the last reading stamped then
+    # (one per tick for live sources, one per row for a replayed series).
+    zone_states: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
+
+    @property
+    def zone_state(self) -> dict[str, Any] | None:
+        """The zone's state after the whole batch."""
+        return self.zone_states[-1] if self.zone_states else None
 
 
 class ZoneProcessor:
@@ -83,21 +92,52 @@ class ZoneProcessor:
     def __init__(self, site: Site) -> None:
         self.site = site
         self._alarms: dict[str, dict[str, Alarm]] = {
-            z.id: {"density": site.density_alarm(z)} for z in site.zones
+            z.id: {
+                "density": site.density_alarm(z),
+                "anomaly": site.anomaly_alarm(z),
+                "forecast": site.forecast_alarm(z),
+                "source-offline": site.source_offline_alarm(z),
+            }
+            for z in site.zones
         }
+        self._utc_offset_min = site.utc_offset_min()
 
     def apply(self, zone_id: str, state: dict[str, Any], readings: list[Reading]) -> Outcome:
         zone = self.site.zone(zone_id)
         state = state or {"sources": {}, "gate_occupancy": 0.0, "episodes": {}}
-        out = Outcome(state=state, zone_state=None)
+        out = Outcome(state=state)
+        # Detector state is decoded once per batch and written back once: not once per reading.
+        anomaly, forecaster = self._detectors(zone, state)
         for r in sorted(readings, key=lambda r: (r.ts, r.source_id, r.seq)):
             if not self._record(state, r):
                 out.duplicates += 1
                 continue
             snapshot = self._snapshot(zone, state, r.ts)
+            inflow = _net_inflow(r)
+            score = anomaly.update(r.ts, snapshot["occupancy"])
+            forecast = forecaster.update(r.ts, snapshot["occupancy"], inflow)
+            snapshot.update(_forecast_fields(score, forecast, snapshot["occupancy"] is None))
             out.alerts.extend(self._alerts(zone, state, snapshot))
-            out.zone_state = snapshot
+            if out.zone_states and out.zone_states[-1]["ts"] == snapshot["ts"]:
+                out.zone_states[-1] = snapshot
+            else:
+                out.zone_states.append(snapshot)
+        state["anomaly"], state["forecast"] = anomaly.to_state(), forecaster.to_state()
         return out
+
+    def _detectors(
+        self, zone: Zone, state: dict[str, Any]
+    ) -> tuple[SeasonalAnomalyDetector, DensityForecaster]:
+        if "anomaly" in state:
+            anomaly = SeasonalAnomalyDetector.from_state(state["anomaly"])
+        else:
+            anomaly = SeasonalAnomalyDetector(utc_offset_min=self._utc_offset_min)
+        if "forecast" in state:
+            forecaster = DensityForecaster.from_state(state["forecast"])
+        else:
+            t = self.site.thresholds(zone)
+            forecaster = DensityForecaster(zone.area_m2, t.warning, t.critical)
+        return anomaly, forecaster
 
     def _record(self, state: dict[str, Any], r: Reading) -> bool:
         """Update the source's state; False for a duplicate (replayed or re-delivered) reading."""
@@ -168,17 +208,45 @@ class ZoneProcessor:
 
     def _alerts(self, zone: Zone, state: dict[str, Any], snap: dict[str, Any]) -> list[dict]:
         alerts = []
-        values = {"density": snap["density"]}
+        blind = snap["occupancy"] is None
+        unavailable = snap["sources"]["stale"] + snap["sources"]["offline"]
+        values = {
+            "density": snap["density"],
+            "anomaly": snap["anomaly_score"],
+            "forecast": snap["minutes_to_critical"],
+            "source-offline": float(len(unavailable)),
+        }
         for kind, alarm in self._alarms[zone.id].items():
             value = values[kind]
-            if value is None:  # no fresh source: nothing is known, so nothing clears either
-                continue
+            if kind in ("density", "anomaly") and value is None:
+                continue  # nothing known (blind, warming up): nothing raises or clears either
+            if kind == "forecast" and blind:
+                continue  # no forecast while blind; None otherwise means "not heading there"
             ep = Episode.from_state(state["episodes"].get(kind))
             transition = alarm.update(ep, snap["ts"], value)
             state["episodes"][kind] = ep.to_state()
             if transition:
                 alerts.append(alert_record(zone, kind, transition, snap))
         return alerts
+
+
+def _net_inflow(r: Reading) -> float | None:
+    if r.status != "ok" or (r.entered is None and r.exited is None):
+        return None
+    return float((r.entered or 0) - (r.exited or 0))
+
+
+def _forecast_fields(score: float | None, f: Forecast, blind: bool) -> dict[str, Any]:
+    def minutes(x: float | None) -> float | None:
+        return None if x is None or blind else round(x, 1)
+
+    return {
+        "anomaly_score": None if score is None else round(score, 4),
+        "minutes_to_warning": minutes(f.minutes_to_warning),
+        "minutes_to_critical": minutes(f.minutes_to_critical),
+        "minutes_to_critical_low": minutes(f.critical_low),
+        "minutes_to_critical_high": minutes(f.critical_high),
+    }
 
 
 def alert_record(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> dict[str, Any]:
@@ -205,4 +273,28 @@ def _message(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> str:
         if t.state == "cleared":
             return f"{zone.name}: cleared, {what} below {t.threshold:.2f} for the hold time"
         return f"{zone.name}: {t.severity.upper()} {t.state}, {what} >= {t.threshold:.2f}"
-    return f"{zone.name}: {kind} {t.severity} {t.state} (value {t.value:.3g}, threshold {t.threshold:.3g})"
+    head = (
+        f"{zone.name}: {t.severity.upper()} {t.state}"
+        if t.state != "cleared"
+        else f"{zone.name}: cleared"
+    )
+    if kind == "forecast":
+        if t.state == "cleared":
+            return f"{head}, no longer heading to critical density within {t.threshold:.0f} min"
+        return (
+            f"{head}, critical density ({snap['critical']:.2f} p/m²) forecast in "
+            f"{t.value:.0f} min (band {snap['minutes_to_critical_low']}-"
+            f"{snap['minutes_to_critical_high']} min), now {snap['density']:.2f} p/m²"
+        )
+    if kind == "anomaly":
+        if t.state == "cleared":
+            return f"{head}, occupancy back to its usual pattern for this hour"
+        return (
+            f"{head}, occupancy unusual for this hour (score {t.value:.2f}, "
+            f"~{snap['occupancy']:.0f} people)"
+        )
+    down = snap["sources"]["stale"] + snap["sources"]["offline"]
+    if t.state == "cleared":
+        return f"{head}, all sources reporting again"
+    blind = " — zone is blind" if snap["occupancy"] is None else ""
+    return f"{head}, {len(down)} source(s) not reporting: {', '.join(down)}{blind}"

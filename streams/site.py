@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import re
 import tomllib
+from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -104,6 +106,14 @@ class SiteInfo(_Strict):
     name: str
     timezone: str = "UTC"
 
+    @model_validator(mode="after")
+    def _known_timezone(self) -> SiteInfo:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone '{self.timezone}'") from exc
+        return self
+
 
 class Site(_Strict):
     site: SiteInfo
@@ -178,6 +188,21 @@ class Site(_Strict):
             hold_s=zone.hold_s if zone.hold_s is not None else self.defaults.hold_s,
             min_duration_s=a.min_duration_s,
         )
+
+    def source_offline_alarm(self, zone: Zone) -> Alarm:
+        """Warning when any source of the zone is stale or offline, critical when all are."""
+        configured = sum(1 for s in self.sources if zone.id in s.zones)
+        return Alarm(
+            warning=1.0,
+            critical=float(max(configured, 1)),
+            hysteresis=self.defaults.hysteresis,
+            hold_s=zone.hold_s if zone.hold_s is not None else self.defaults.hold_s,
+        )
+
+    def utc_offset_min(self) -> float:
+        """The site's current UTC offset, for the detectors' hour-of-week profiles."""
+        offset = datetime.now(ZoneInfo(self.site.timezone)).utcoffset()
+        return offset.total_seconds() / 60 if offset else 0.0
 
     def forecast_alarm(self, zone: Zone) -> Alarm:
         f = zone.forecast or self.defaults.forecast

@@ -62,7 +62,8 @@ def test_cli_with_area_adds_density_forecast_and_alert(tiny: Path, tmp_path: Pat
     assert rows[-1]["density"] == "3.4"  # 170 people on 50 m²: above walkway critical 3
     assert rows[-1]["alert"] == "critical"
     assert rows[0]["density"] == "2" and rows[0]["alert"] == "warning"  # at warning: 2 p/m²
-    assert rows[1]["density"] == "" and rows[1]["alert"] == ""  # missing point
+    # A missing point neither clears nor escalates: the warning episode stays open.
+    assert rows[1]["density"] == "" and rows[1]["alert"] == "warning"
 
 
 def test_bad_row_is_named_and_leaves_no_output(tmp_path: Path, capsys):

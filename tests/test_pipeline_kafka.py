@@ -14,8 +14,8 @@ pytestmark = pytest.mark.kafka
 SURGE_ZONE = "entrance-east"
 
 
-def alert_states(alerts: list[dict], zone: str) -> list[str]:
-    return [a["state"] for a in alerts if a["zone_id"] == zone]
+def alert_states(alerts: list[dict], zone: str, kind: str = "density") -> list[str]:
+    return [a["state"] for a in alerts if a["zone_id"] == zone and a["kind"] == kind]
 
 
 def cleared(zone: str):
@@ -30,9 +30,13 @@ def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline):
     alerts = pipeline.read("alerts", until=cleared(SURGE_ZONE), timeout=90)
 
     assert alert_states(alerts, SURGE_ZONE) == ["raised", "escalated", "cleared"]
-    assert {a["zone_id"] for a in alerts} == {SURGE_ZONE}
-    assert len({a["alert_id"] for a in alerts}) == 1  # one episode, one id
-    raised, escalated, done = alerts
+    assert {a["zone_id"] for a in alerts} == {SURGE_ZONE}  # calm zones: no alert of any kind
+    density = [a for a in alerts if a["kind"] == "density"]
+    assert len({a["alert_id"] for a in density}) == 1  # one episode, one id
+    raised, escalated, done = density
+    # The forecast warned before the density threshold was reached.
+    forecast = [a for a in alerts if a["kind"] == "forecast"]
+    assert forecast and forecast[0]["state"] == "raised" and forecast[0]["ts"] < raised["ts"]
     assert raised["severity"] == "warning" and escalated["severity"] == "critical"
     assert escalated["value"] >= escalated["threshold"] == 4.7
     assert done["ts"] > escalated["ts"] > raised["ts"] >= raised["started_at"]
@@ -161,7 +165,7 @@ def test_restarted_worker_recovers_zone_state_from_its_changelog(pipeline):
 
     # The restarted worker continued the open episode: no second "raised", the same alert id.
     assert alert_states(alerts, SURGE_ZONE) == ["raised", "escalated", "cleared"]
-    assert len({a["alert_id"] for a in alerts}) == 1
+    assert len({a["alert_id"] for a in alerts if a["kind"] == "density"}) == 1
 
 
 def test_dispatch_feed_neither_loses_nor_repeats_alerts_across_restarts(pipeline):

@@ -23,6 +23,10 @@ def reading(source: str, zone: str, ts: int = T0, seq: int = 1, **fields) -> Rea
     return Reading(source_id=source, kind=kind, zone_id=zone, ts=ts, seq=seq, **fields)
 
 
+def kinds_and_states(alerts: list[dict]) -> list[tuple[str, str]]:
+    return [(a["kind"], a["state"]) for a in alerts]
+
+
 def encode(**fields) -> bytes:
     return json.dumps(fields).encode()
 
@@ -103,7 +107,7 @@ def test_stale_and_offline_sources_are_left_out_never_read_as_zero():
 def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_open():
     p = ZoneProcessor(SITE)
     out = p.apply("metro-stairs", {}, [reading("cam-metro-stairs", "metro-stairs", count=700)])
-    assert [a["state"] for a in out.alerts] == ["raised"]  # 700 / 240 m² = 2.9 p/m² > 2.7
+    assert kinds_and_states(out.alerts) == [("density", "raised")]  # 700/240 m² = 2.9 > 2.7
     out = p.apply(
         "metro-stairs",
         out.state,
@@ -119,7 +123,11 @@ def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_ope
         ],
     )
     assert out.zone_state["density"] is None and out.zone_state["los"] is None
-    assert out.alerts == []  # a blind camera neither clears nor escalates
+    assert out.zone_state["minutes_to_critical"] is None
+    # A blind camera neither clears nor escalates the density alert; it raises its own.
+    assert kinds_and_states(out.alerts) == [("source-offline", "raised")]
+    assert out.alerts[0]["severity"] == "critical"  # the zone's only source: the zone is blind
+    assert "zone is blind" in out.alerts[0]["message"]
 
 
 def test_gates_carry_the_zone_between_camera_readings_and_alone():
@@ -158,7 +166,7 @@ def test_result_does_not_depend_on_batching():
         for i in range(0, len(readings), batch):
             out = p.apply("entrance-east", state, readings[i : i + batch])
             state, alerts = out.state, alerts + out.alerts
-        return [(a["state"], a["ts"], a["alert_id"]) for a in alerts]
+        return [(a["state"], a["ts"], a["alert_id"]) for a in alerts if a["kind"] == "density"]
 
     one_by_one = run(1)
     assert [s for s, *_ in one_by_one] == ["raised", "escalated", "cleared"]
@@ -166,14 +174,23 @@ def test_result_does_not_depend_on_batching():
 
 
 @pytest.mark.parametrize("scenario", ["normal", "blind-camera"])
-def test_calm_scenarios_raise_no_density_alert_at_any_hour(scenario):
+def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
     for hour_offset in range(0, 24, 3):
         sim = Simulator(SITE, scenario, start_ms=T0 + hour_offset * 3_600_000)
-        p, states = ZoneProcessor(SITE), {}
+        p, states, alerts = ZoneProcessor(SITE), {}, []
         for ts, rs in sim.ticks():
             if ts - sim.start_ms > 1800_000:
                 break
             for r in rs:
                 out = p.apply(r["zone_id"], states.get(r["zone_id"]), [Reading.model_validate(r)])
                 states[r["zone_id"]] = out.state
-                assert out.alerts == [], (scenario, hour_offset, out.alerts)
+                alerts += out.alerts
+        got = [(a["zone_id"], a["kind"], a["state"]) for a in alerts]
+        if scenario == "normal":
+            assert got == [], hour_offset
+        else:  # the blind camera (cam-square-n, one of main-square's three) and nothing else
+            assert got == [
+                ("main-square", "source-offline", "raised"),
+                ("main-square", "source-offline", "cleared"),
+            ], hour_offset
+            assert alerts[0]["severity"] == "warning" and "cam-square-n" in alerts[0]["message"]

@@ -37,15 +37,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def readings(rows: Iterable[SeriesRow], zone: str, source_id: str) -> Iterator[dict[str, Any]]:
-    """Reading dicts for ``rows``, validated against the schema (``seq`` counts from 0).
+def readings(
+    rows: Iterable[SeriesRow], zone: str, source_id: str, seq_base: int = 0
+) -> Iterator[dict[str, Any]]:
+    """Reading dicts for ``rows``, validated against the schema (``seq`` counts from
+    ``seq_base``; the command passes the wall clock in µs, so a second replay of the same file
+    is not taken for re-delivered readings).
 
     >>> from detectors.series import SeriesRow
     >>> rows = [SeriesRow(1, 2, "t", 1_700_000_000_000, 12.4), SeriesRow(2, 3, "u", 1_700_000_060_000, None)]
     >>> [(r["seq"], r.get("count"), r["status"]) for r in readings(rows, "z1", "replay:x")]
     [(0, 12, 'ok'), (1, None, 'offline')]
     """
-    for seq, r in enumerate(rows):
+    for seq, r in enumerate(rows, start=seq_base):
         reading: dict[str, Any] = {
             "source_id": source_id,
             "kind": "sensor",
@@ -83,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
     previous_ts: int | None = None
     try:
         with ReadingProducer(bootstrap=args.bootstrap, topic=args.topic) as producer:
-            for reading in readings(rows, args.zone, source_id):
+            for reading in readings(rows, args.zone, source_id, time.time_ns() // 1000):
                 if args.speed > 0 and previous_ts is not None and reading["ts"] > previous_ts:
                     time.sleep((reading["ts"] - previous_ts) / 1000.0 / args.speed)
                 previous_ts = reading["ts"]
