@@ -211,3 +211,17 @@ def test_prometheus_scrapes_the_worker_and_sees_the_surge(pipeline, prometheus):
     # And the backstop alert rule picks it up (pending: its 30 s "for" need not run out here).
     alerts = prometheus.wait_for('ALERTS{alertname="CrowdsafeZoneDensityCritical"}')
     assert {a["metric"]["zone"] for a in alerts} == {SURGE_ZONE}
+
+    # Every dashboard query is valid PromQL to a real server (Grafana's variables filled in),
+    # and the density and occupancy panels have data for every zone.
+    dashboard = json.loads((DEPLOY.parent / "grafana" / "crowdsafe-dashboard.json").read_text())
+    fill = {"$__rate_interval": "15s", "$job": ".*", "$zone": ".*"}
+    for p in dashboard["panels"]:
+        for target in p.get("targets", []):
+            expr = target["expr"]
+            for var, value in fill.items():
+                expr = expr.replace(var, value)
+            answer = prometheus.get("/api/v1/query", query=expr)  # HTTP 400 on a syntax error
+            assert answer["status"] == "success", (p["title"], expr)
+            if p["title"].startswith(("Density per zone", "Occupancy")) and target["refId"] == "A":
+                assert len(answer["data"]["result"]) >= len(every_zone), p["title"]
