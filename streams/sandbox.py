@@ -120,6 +120,20 @@ class Sandbox:
             consumer.close()
         return records
 
+    def simulate_surge_until_now(self, duration_s: int = 800) -> None:
+        """Publish the surge scenario's first ``duration_s`` seconds, ending now: by default
+        into the surge's hold (critical from ~t+9 min to t+14 min), so the surge zone has an
+        open critical alert and every zone was updated seconds ago."""
+        from datetime import UTC, datetime, timedelta
+
+        start = datetime.now(UTC) - timedelta(seconds=duration_s)
+        result = self.cli(
+            "simulate", "--scenario", "surge", "--speed", "0", "--quiet",
+            "--duration", str(duration_s), "--start", start.isoformat(),
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"simulate failed: {result.stderr}")
+
     def ensure_topics(self) -> None:
         from streams.settings import Settings
         from streams.topics_admin import app_topics, ensure_topics

@@ -16,7 +16,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -375,15 +374,7 @@ def dom_when(url: str, ready: Callable[[Node], bool], timeout: float = 60) -> No
 @pytest.mark.kafka
 def test_real_worker_surge_shows_on_the_page(pipeline, tmp_path):
     pipeline.start_worker()
-    # Stop in the surge's hold (critical from ~t+9 min, hold to t+14 min), ending about now, so
-    # the surge zone has an open critical alert and every zone was updated seconds ago.
-    duration = 800
-    start = datetime.now(UTC) - timedelta(seconds=duration)
-    result = pipeline.cli(
-        "simulate", "--scenario", "surge", "--speed", "0", "--quiet",
-        "--duration", str(duration), "--start", start.isoformat(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    pipeline.simulate_surge_until_now()
     pipeline.read("alerts", until=lambda a: any(x["state"] == "escalated" for x in a), timeout=90)
     url = f"http://127.0.0.1:{pipeline.web_port}/"
     from streams.settings import Settings

@@ -14,7 +14,6 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -182,13 +181,7 @@ def test_prometheus_scrapes_the_worker_and_sees_the_surge(pipeline, prometheus):
     up = prometheus.wait_for('up{job="crowdsafe"} == 1', timeout=30)
     assert len(up) == 1
 
-    duration = 800  # into the surge's hold: the surge zone stays above critical
-    start = datetime.now(UTC) - timedelta(seconds=duration)
-    result = pipeline.cli(
-        "simulate", "--scenario", "surge", "--speed", "0", "--quiet",
-        "--duration", str(duration), "--start", start.isoformat(),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
+    pipeline.simulate_surge_until_now()
 
     readings = prometheus.wait_for("sum(crowdsafe_readings_total) > 1000")
     assert float(readings[0]["value"][1]) > 1000
