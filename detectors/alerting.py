@@ -8,7 +8,7 @@ once to critical, and clears only after the value has stayed on the safe side of
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 Severity = Literal["warning", "critical"]
@@ -37,7 +37,13 @@ class Episode:
     safe_since: int | None = None  # when the value first went back to the safe side
 
     def to_state(self) -> dict:
-        return asdict(self)
+        # Explicit rather than dataclasses.asdict: this runs per zone per batch in the worker.
+        return {
+            "severity": self.severity,
+            "started_at": self.started_at,
+            "above_since": self.above_since,
+            "safe_since": self.safe_since,
+        }
 
     @classmethod
     def from_state(cls, state: dict | None) -> Episode:

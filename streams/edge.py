@@ -30,6 +30,15 @@ class ReadingProducer:
         value = json.dumps({"v": 1, **reading}, separators=(",", ":")).encode()
         self._producer.send(self.topic, key=reading["zone_id"].encode(), value=value)
 
+    def send_batch(self, readings: list[dict[str, Any]]) -> None:
+        """One message for several readings of one zone (a tick of its sources): the worker's
+        cost is per message, so batching at the edge multiplies its throughput."""
+        zones = {r["zone_id"] for r in readings}
+        if len(zones) != 1:
+            raise ValueError(f"a batch holds readings of one zone, got {sorted(zones)}")
+        value = json.dumps({"v": 1, "readings": readings}, separators=(",", ":")).encode()
+        self._producer.send(self.topic, key=zones.pop().encode(), value=value)
+
     def send_raw(self, key: bytes | None, value: bytes) -> None:
         """Publish bytes as they are (tests and replay of captured traffic)."""
         self._producer.send(self.topic, key=key, value=value)

@@ -108,6 +108,7 @@ class ZoneProcessor:
         out = Outcome(state=state)
         # Detector state is decoded once per batch and written back once: not once per reading.
         anomaly, forecaster = self._detectors(zone, state)
+        episodes = {k: Episode.from_state(v) for k, v in state["episodes"].items()}
         for r in sorted(readings, key=lambda r: (r.ts, r.source_id, r.seq)):
             if not self._record(state, r):
                 out.duplicates += 1
@@ -117,12 +118,13 @@ class ZoneProcessor:
             score = anomaly.update(r.ts, snapshot["occupancy"])
             forecast = forecaster.update(r.ts, snapshot["occupancy"], inflow)
             snapshot.update(_forecast_fields(score, forecast, snapshot["occupancy"] is None))
-            out.alerts.extend(self._alerts(zone, state, snapshot))
+            out.alerts.extend(self._alerts(zone, episodes, snapshot))
             if out.zone_states and out.zone_states[-1]["ts"] == snapshot["ts"]:
                 out.zone_states[-1] = snapshot
             else:
                 out.zone_states.append(snapshot)
         state["anomaly"], state["forecast"] = anomaly.to_state(), forecaster.to_state()
+        state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
         return out
 
     def _detectors(
@@ -206,7 +208,7 @@ class ZoneProcessor:
             "sources": {"fresh": fresh, "stale": stale, "offline": offline},
         }
 
-    def _alerts(self, zone: Zone, state: dict[str, Any], snap: dict[str, Any]) -> list[dict]:
+    def _alerts(self, zone: Zone, episodes: dict[str, Episode], snap: dict[str, Any]) -> list[dict]:
         alerts = []
         blind = snap["occupancy"] is None
         unavailable = snap["sources"]["stale"] + snap["sources"]["offline"]
@@ -222,9 +224,8 @@ class ZoneProcessor:
                 continue  # nothing known (blind, warming up): nothing raises or clears either
             if kind == "forecast" and blind:
                 continue  # no forecast while blind; None otherwise means "not heading there"
-            ep = Episode.from_state(state["episodes"].get(kind))
+            ep = episodes.setdefault(kind, Episode())
             transition = alarm.update(ep, snap["ts"], value)
-            state["episodes"][kind] = ep.to_state()
             if transition:
                 alerts.append(alert_record(zone, kind, transition, snap))
         return alerts

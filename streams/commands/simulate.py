@@ -62,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
                 break
             if args.speed > 0:
                 time.sleep(max(0.0, wall_start + elapsed / args.speed - time.monotonic()))
+            by_zone: dict[str, list[dict]] = {}
             for reading in readings:
-                producer.send(reading)
+                by_zone.setdefault(reading["zone_id"], []).append(reading)
+            for batch in by_zone.values():  # one message per zone per tick
+                producer.send_batch(batch)
             sent += len(readings)
             if not args.quiet and int(elapsed) % 60 == 0:
                 producer.flush()
