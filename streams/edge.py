@@ -24,6 +24,7 @@ class ReadingProducer:
             bootstrap_servers=bootstrap or settings.kafka_bootstrap,
             linger_ms=20,  # batch a frame's or a tick's worth of readings per request
             acks="all",
+            enable_idempotence=True,  # retries never reorder or duplicate a zone's readings
         )
 
     def send(self, reading: dict[str, Any]) -> None:

@@ -173,6 +173,25 @@ def test_result_does_not_depend_on_batching():
     assert run(7) == one_by_one == run(500)
 
 
+def test_the_forecast_warns_minutes_before_the_surge_reaches_warning_density():
+    sim = Simulator(SITE, "surge", start_ms=T0)
+    p, state, alerts = ZoneProcessor(SITE), {}, []
+    for ts, rs in sim.ticks():
+        if ts - T0 > sim.length_s * 1000:
+            break
+        zone_readings = [Reading.model_validate(r) for r in rs if r["zone_id"] == "entrance-east"]
+        out = p.apply("entrance-east", state, zone_readings)
+        state, alerts = out.state, alerts + out.alerts
+    first = {}
+    for a in alerts:
+        first.setdefault((a["kind"], a["state"]), a)
+    forecast, density = first[("forecast", "raised")], first[("density", "raised")]
+    lead_s = (density["ts"] - forecast["ts"]) / 1000
+    assert lead_s >= 120, lead_s  # at least two minutes of early warning
+    assert forecast["ts"] > T0 + sim.surge.start_s * 1000  # and not before the surge began
+    assert "forecast in" in forecast["message"]
+
+
 @pytest.mark.parametrize("scenario", ["normal", "blind-camera"])
 def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
     for hour_offset in range(0, 24, 3):
