@@ -170,49 +170,37 @@ class Site(_Strict):
             critical=zone.critical if zone.critical is not None else base.critical,
         )
 
+    def _alarm(self, zone: Zone, warning: float, critical: float, **kw: float | bool) -> Alarm:
+        """An alarm with the site's hysteresis and the zone's (or the site's) hold time."""
+        hold_s = zone.hold_s if zone.hold_s is not None else self.defaults.hold_s
+        return Alarm(warning, critical, self.defaults.hysteresis, hold_s, **kw)
+
     def density_alarm(self, zone: Zone) -> Alarm:
         t = self.thresholds(zone)
-        return Alarm(
-            warning=t.warning,
-            critical=t.critical,
-            hysteresis=self.defaults.hysteresis,
-            hold_s=zone.hold_s if zone.hold_s is not None else self.defaults.hold_s,
-        )
+        return self._alarm(zone, t.warning, t.critical)
 
     def anomaly_alarm(self, zone: Zone) -> Alarm:
         a = zone.anomaly or self.defaults.anomaly
-        return Alarm(
-            warning=a.warning,
-            critical=max(a.critical, a.warning),
-            hysteresis=self.defaults.hysteresis,
-            hold_s=zone.hold_s if zone.hold_s is not None else self.defaults.hold_s,
-            min_duration_s=a.min_duration_s,
+        return self._alarm(
+            zone, a.warning, max(a.critical, a.warning), min_duration_s=a.min_duration_s
+        )
+
+    def forecast_alarm(self, zone: Zone) -> Alarm:
+        """Critical density predicted within ``warning_min`` (warning) / ``critical_min``."""
+        f = zone.forecast or self.defaults.forecast
+        return self._alarm(
+            zone, f.warning_min, min(f.critical_min, f.warning_min), higher_is_worse=False
         )
 
     def source_offline_alarm(self, zone: Zone) -> Alarm:
         """Warning when any source of the zone is stale or offline, critical when all are."""
         configured = sum(1 for s in self.sources if zone.id in s.zones)
-        return Alarm(
-            warning=1.0,
-            critical=float(max(configured, 1)),
-            hysteresis=self.defaults.hysteresis,
-            hold_s=zone.hold_s if zone.hold_s is not None else self.defaults.hold_s,
-        )
+        return self._alarm(zone, 1.0, float(max(configured, 1)))
 
     def utc_offset_min(self) -> float:
         """The site's current UTC offset, for the detectors' hour-of-week profiles."""
         offset = datetime.now(ZoneInfo(self.site.timezone)).utcoffset()
         return offset.total_seconds() / 60 if offset else 0.0
-
-    def forecast_alarm(self, zone: Zone) -> Alarm:
-        f = zone.forecast or self.defaults.forecast
-        return Alarm(
-            warning=f.warning_min,
-            critical=min(f.critical_min, f.warning_min),
-            hysteresis=self.defaults.hysteresis,
-            hold_s=zone.hold_s if zone.hold_s is not None else self.defaults.hold_s,
-            higher_is_worse=False,
-        )
 
 
 class _FieldError(ValueError):
