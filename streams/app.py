@@ -38,6 +38,12 @@ app = faust.App(
 
 raw = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
 readings_topic = app.topic(settings.readings_topic, partitions=settings.topic_partitions, **raw)
+ticks_topic = app.topic(settings.ticks_topic, partitions=settings.topic_partitions, **raw)
+# The agent reads both: a tick keyed by zone id lands in that zone's readings partition (both
+# producers hash keys with Kafka's murmur2), so its table writes go to the right changelog.
+inputs = app.topic(
+    settings.readings_topic, settings.ticks_topic, partitions=settings.topic_partitions, **raw
+)
 zone_state_topic = app.topic(settings.zone_state_topic, partitions=settings.topic_partitions, **raw)
 alerts_topic = app.topic(settings.alerts_topic, partitions=settings.topic_partitions, **raw)
 deadletter_topic = app.topic(settings.deadletter_topic, partitions=1, **raw)
@@ -70,13 +76,18 @@ async def dead_letter(event: faust.EventT, reason: str) -> None:
     await deadletter_topic.send(key=msg.key, value=_json(record))
 
 
-@app.agent(readings_topic)
+@app.agent(inputs)
 async def process(stream: faust.StreamT) -> None:
     async for events in stream.take_events(500, within=0.2):
         metrics.batch.observe(len(events))
         by_zone: dict[str, list] = defaultdict(list)
         last_event: dict[str, faust.EventT] = {}
+        ticks: dict[str, faust.EventT] = {}
         for event in events:
+            if event.message.topic == settings.ticks_topic:
+                if event.key:
+                    ticks[event.key.decode(errors="replace")] = event
+                continue
             try:
                 latest_ok_ms = int((time.time() + settings.max_future_skew_s) * 1000)
                 readings = parse_message(event.key, event.value, site, latest_ok_ms)
@@ -89,9 +100,26 @@ async def process(stream: faust.StreamT) -> None:
             # The table's changelog partition is taken from the current event: make it this
             # zone's own event, so a batch spanning partitions writes each zone where it belongs.
             stream._set_current_event(last_event[zone_id])
-            outcome = processor.apply(zone_id, zones[zone_id], readings)
+            outcome = processor.apply(zone_id, zones[zone_id], readings, int(time.time() * 1000))
             zones[zone_id] = outcome.state
             await publish(zone_id, outcome, readings)
+        for zone_id, event in ticks.items():
+            if zone_id in by_zone or zone_id not in zones:
+                continue  # it just spoke, or never did
+            stream._set_current_event(event)
+            outcome = processor.sweep(zone_id, zones[zone_id], int(time.time() * 1000))
+            if outcome.alerts:
+                zones[zone_id] = outcome.state
+                await publish(zone_id, outcome, [])
+
+
+if settings.silence_sweep_s > 0:
+
+    @app.timer(interval=settings.silence_sweep_s)
+    async def tick() -> None:
+        """Wake every zone's partition, so silent zones are judged too (see processor.sweep)."""
+        for zone in site.zones:
+            await ticks_topic.send(key=zone.id.encode(), value=b"{}")
 
 
 async def publish(zone_id: str, outcome, readings: list) -> None:

@@ -102,7 +102,14 @@ class ZoneProcessor:
         }
         self._utc_offset_min = site.utc_offset_min()
 
-    def apply(self, zone_id: str, state: dict[str, Any], readings: list[Reading]) -> Outcome:
+    def apply(
+        self,
+        zone_id: str,
+        state: dict[str, Any],
+        readings: list[Reading],
+        arrived_ms: int | None = None,
+    ) -> Outcome:
+        """Apply ``readings`` (``arrived_ms``: wall-clock time they arrived, for :meth:`sweep`)."""
         zone = self.site.zone(zone_id)
         state = state or {"sources": {}, "gate_occupancy": 0.0, "episodes": {}}
         out = Outcome(state=state)
@@ -123,8 +130,37 @@ class ZoneProcessor:
                 out.zone_states[-1] = snapshot
             else:
                 out.zone_states.append(snapshot)
+        if arrived_ms is not None and out.zone_states:
+            state["arrived_ms"] = arrived_ms
         state["anomaly"], state["forecast"] = anomaly.to_state(), forecaster.to_state()
         state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
+        return out
+
+    def sweep(self, zone_id: str, state: dict[str, Any], now_ms: int) -> Outcome:
+        """Check a zone none of whose sources has said anything for a while (wall clock).
+
+        Staleness is otherwise judged on event time when a reading arrives, so a zone whose
+        every source dies without an outage reading would never be re-judged. The zone is
+        judged at the event time it would have reached (its newest reading plus the silence);
+        only the source-offline alarm is fed, and only a transition is published.
+        """
+        out = Outcome(state=state)
+        if not state or "arrived_ms" not in state:
+            return out
+        silence_ms = now_ms - state["arrived_ms"]
+        if silence_ms <= self.site.defaults.stale_after_s * 1000:
+            return out
+        zone = self.site.zone(zone_id)
+        snapshot = self._snapshot(zone, state, state["ts"] + silence_ms)
+        snapshot.update(_forecast_fields(None, Forecast(), blind=True))
+        alarm = self._alarms[zone.id]["source-offline"]
+        ep = Episode.from_state(state["episodes"].get("source-offline"))
+        unavailable = snapshot["sources"]["stale"] + snapshot["sources"]["offline"]
+        transition = alarm.update(ep, snapshot["ts"], float(len(unavailable)))
+        state["episodes"]["source-offline"] = ep.to_state()
+        if transition:
+            out.alerts.append(alert_record(zone, "source-offline", transition, snapshot))
+            out.zone_states.append(snapshot)
         return out
 
     def _detectors(

@@ -43,6 +43,9 @@ class Sandbox:
             "CROWDSAFE_STATE_DIR": str(tmp / "state"),
             "CROWDSAFE_WEB_PORT": str(self.web_port),
             "CROWDSAFE_TOPIC_PARTITIONS": "2",
+            # Off unless a test turns it on: a test that idles past stale_after_s would
+            # otherwise see every zone's sources reported silent.
+            "CROWDSAFE_SILENCE_SWEEP_S": "0",
         }
         self.bootstrap = bootstrap
         self.proc: subprocess.Popen | None = None

@@ -36,8 +36,15 @@ class Settings(BaseSettings):
     app_id: str = "crowdsafe"
     web_port: int = Field(6066, ge=1, le=65535)
     store: str = "rocksdb://"
+    # How often the worker checks for zones whose every source went silent (0: never).
+    silence_sweep_s: float = Field(10.0, ge=0)
     # Readings stamped further ahead of the wall clock than this are rejected as absurd.
     max_future_skew_s: float = Field(86_400.0, gt=0)
+
+    @property
+    def ticks_topic(self) -> str:
+        """The worker's internal clock ticks, co-partitioned with the readings (by zone id)."""
+        return f"{self.app_id}.ticks"
 
     @property
     def kafka_dir(self) -> Path:

@@ -25,6 +25,7 @@ def app_topics(settings: Settings) -> dict[str, int]:
         settings.zone_state_topic,
         settings.alerts_topic,
         settings.deadletter_topic,
+        settings.ticks_topic,
     )
     return dict.fromkeys(names, settings.topic_partitions)
 

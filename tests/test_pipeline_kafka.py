@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from pathlib import Path
 
 import pytest
 
@@ -189,3 +191,43 @@ def test_dispatch_feed_neither_loses_nor_repeats_alerts_across_restarts(pipeline
     assert seen == published  # each alert once, in order
     again = pipeline.cli("dispatch", "--group", "police", "--json", "--idle-timeout", "5")
     assert again.stdout.strip() == ""  # all handled and committed: nothing is repeated
+
+
+def test_a_zone_whose_every_source_goes_silent_raises_source_offline_then_clears(
+    pipeline, tmp_path
+):
+    site = tmp_path / "site.toml"
+    text = Path(_site()).read_text()
+    site.write_text(
+        text.replace("stale_after_s = 60", "stale_after_s = 3").replace(
+            "hold_s = 120", "hold_s = 0"
+        )
+    )
+    pipeline.env.update(CROWDSAFE_SITE=str(site), CROWDSAFE_SILENCE_SWEEP_S="1")
+    pipeline.start_worker()
+    now_ms = int(time.time() * 1000)
+    reading = {
+        "source_id": "cam-underpass",
+        "kind": "camera",
+        "zone_id": "underpass",
+        "ts": now_ms,
+        "seq": 1,
+        "count": 40,
+    }
+    with pipeline.producer() as producer:
+        producer.send(reading)
+
+    # Nothing more arrives: after stale_after_s of silence the sweep calls the zone blind.
+    alerts = pipeline.read("alerts", until=lambda a: len(a) >= 1, timeout=60)
+    assert [(a["zone_id"], a["kind"], a["state"], a["severity"]) for a in alerts] == [
+        ("underpass", "source-offline", "raised", "critical")
+    ]
+    assert "cam-underpass" in alerts[0]["message"] and "zone is blind" in alerts[0]["message"]
+    states = pipeline.read("zone-state", until=lambda s: any(x["occupancy"] is None for x in s))
+    assert states[-1]["sources"]["stale"] == ["cam-underpass"]
+
+    with pipeline.producer() as producer:  # the camera is back
+        producer.send({**reading, "seq": 2, "ts": alerts[0]["ts"] + 1000})
+    alerts = pipeline.read("alerts", until=lambda a: len(a) >= 2, timeout=60)
+    assert [a["state"] for a in alerts] == ["raised", "cleared"]
+    assert len({a["alert_id"] for a in alerts}) == 1

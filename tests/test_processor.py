@@ -213,3 +213,18 @@ def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
                 ("main-square", "source-offline", "cleared"),
             ], hour_offset
             assert alerts[0]["severity"] == "warning" and "cam-square-n" in alerts[0]["message"]
+
+
+def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence():
+    p = ZoneProcessor(SITE)
+    arrived = 5_000_000
+    state = p.apply(
+        "underpass", {}, [reading("cam-underpass", "underpass", count=40)], arrived_ms=arrived
+    ).state
+    assert p.sweep("underpass", state, arrived + 59_000).alerts == []  # 60 s not yet over
+    out = p.sweep("underpass", state, arrived + 61_000)
+    assert kinds_and_states(out.alerts) == [("source-offline", "raised")]
+    assert out.alerts[0]["ts"] == T0 + 61_000  # judged at the event time it would have reached
+    assert out.zone_states[0]["occupancy"] is None
+    assert p.sweep("underpass", out.state, arrived + 71_000).alerts == []  # once per episode
+    assert p.sweep("metro-stairs", {}, arrived + 99_000).alerts == []  # never heard of: nothing
