@@ -23,6 +23,7 @@ settings = get_settings()
 site = load_site(settings.site)
 processor = ZoneProcessor(site)
 metrics = WorkerMetrics()
+started_ms = int(time.time() * 1000)
 
 app = faust.App(
     settings.app_id,
@@ -107,7 +108,8 @@ async def process(stream: faust.StreamT) -> None:
             if zone_id in by_zone or zone_id not in zones:
                 continue  # it just spoke, or never did
             stream._set_current_event(event)
-            outcome = processor.sweep(zone_id, zones[zone_id], int(time.time() * 1000))
+            now_ms = int(time.time() * 1000)
+            outcome = processor.sweep(zone_id, zones[zone_id], now_ms, since_ms=started_ms)
             if outcome.alerts:
                 zones[zone_id] = outcome.state
                 await publish(zone_id, outcome, [])

@@ -136,18 +136,20 @@ class ZoneProcessor:
         state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
         return out
 
-    def sweep(self, zone_id: str, state: dict[str, Any], now_ms: int) -> Outcome:
+    def sweep(self, zone_id: str, state: dict[str, Any], now_ms: int, since_ms: int = 0) -> Outcome:
         """Check a zone none of whose sources has said anything for a while (wall clock).
 
         Staleness is otherwise judged on event time when a reading arrives, so a zone whose
         every source dies without an outage reading would never be re-judged. The zone is
         judged at the event time it would have reached (its newest reading plus the silence);
-        only the source-offline alarm is fed, and only a transition is published.
+        only the source-offline alarm is fed, and only a transition is published. Silence is
+        counted from ``since_ms`` at the earliest (the worker's start): a restarted worker first
+        catches up with its backlog instead of calling every zone blind.
         """
         out = Outcome(state=state)
         if not state or "arrived_ms" not in state:
             return out
-        silence_ms = now_ms - state["arrived_ms"]
+        silence_ms = now_ms - max(state["arrived_ms"], since_ms)
         if silence_ms <= self.site.defaults.stale_after_s * 1000:
             return out
         zone = self.site.zone(zone_id)

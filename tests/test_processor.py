@@ -228,3 +228,5 @@ def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence
     assert out.zone_states[0]["occupancy"] is None
     assert p.sweep("underpass", out.state, arrived + 71_000).alerts == []  # once per episode
     assert p.sweep("metro-stairs", {}, arrived + 99_000).alerts == []  # never heard of: nothing
+    # A worker restarted at arrived + 50 s counts the silence from its own start.
+    assert p.sweep("underpass", state, arrived + 100_000, since_ms=arrived + 50_000).alerts == []
