@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 MINUTE_MS = 60_000.0
 MIN_SPAN_MIN = 3.0
+JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
 STATE_VERSION = 1
 
 # (warning, critical) persons/m². Still 2014: plan moving areas <= 2 p/m², unstable above 3;
@@ -109,6 +110,9 @@ class DensityForecaster:
         self.half_life_min = float(half_life_min)
         self.horizon_min = float(horizon_min)
         self.band_z = float(band_z)
+        self._forget_trend()
+
+    def _forget_trend(self) -> None:
         self.t_last: float | None = None  # minutes since epoch of the newest reading
         self.step = 0.0  # EW mean sampling step, minutes
         # Weighted sums over readings, time measured from t_last: sum w, w t, w t², w y,
@@ -147,6 +151,10 @@ class DensityForecaster:
         """Learn a reading (``occupancy`` persons; ``net_inflow`` persons since the previous
         reading, if gates report it) and forecast from it. Either may be ``None`` (missing)."""
         t = ts_ms / MINUTE_MS
+        if self.t_last is not None and t < self.t_last - max(JUMP_BACK_MIN, 3.0 * self.step):
+            # Event time jumped far back (history replayed into a live zone, a source with a
+            # reset clock): a trend across the jump means nothing, so start a new one.
+            self._forget_trend()
         dt = self._advance(max(t, self.t_last if self.t_last is not None else t))
         if net_inflow is not None and dt > 0.0:
             self.in_net += net_inflow

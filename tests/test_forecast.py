@@ -105,3 +105,15 @@ def test_invalid_thresholds_rejected():
         DensityForecaster(area_m2=100, warning=3.0, critical=2.0)
     with pytest.raises(ValueError, match="area"):
         DensityForecaster(area_m2=0, warning=1.0, critical=2.0)
+
+
+def test_a_far_jump_back_in_event_time_starts_a_new_trend():
+    from detectors.forecast import DensityForecaster
+
+    f = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0, horizon_min=600)
+    base = 100 * 60_000
+    for minute in range(30):  # yesterday's demo: a flat zone, far ahead in event time
+        f.update(base + minute * 60_000, 1000)
+    for minute in range(31):  # a new run starts earlier and fills by 10 people a minute
+        out = f.update(minute * 60_000, 1000 + 10 * minute)
+    assert round(out.minutes_to_warning) == 70  # as if the old trend had never been
