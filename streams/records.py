@@ -69,3 +69,77 @@ class ReadingBatch(BaseModel):
 
     v: Literal[1] = 1
     readings: Annotated[list[Reading], Field(min_length=1, max_length=1000)]
+
+
+# --- What the worker publishes (validated in tests; JSON Schemas in deploy/schemas/) ----------
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SourceStatus(_Out):
+    fresh: list[str]
+    stale: list[str]
+    offline: list[str]
+
+
+class ZoneState(_Out):
+    """One record of ``crowd.zone-state`` (keyed by ``zone_id``)."""
+
+    v: Literal[1]
+    zone_id: str
+    name: str
+    kind: Literal["walkway", "queuing", "stairway"]
+    ts: int
+    occupancy: float | None
+    area_m2: float
+    density: float | None
+    los: Literal["A", "B", "C", "D", "E", "F"] | None
+    warning: float
+    critical: float
+    sources: SourceStatus
+    anomaly_score: Annotated[float, Field(ge=0, le=1)] | None
+    minutes_to_warning: float | None
+    minutes_to_critical: float | None
+    minutes_to_critical_low: float | None
+    minutes_to_critical_high: float | None
+
+
+class Alert(_Out):
+    """One record of ``crowd.alerts`` (keyed by ``zone_id``): a transition of an episode."""
+
+    v: Literal[1]
+    alert_id: str
+    zone_id: str
+    zone_name: str
+    kind: Literal["density", "anomaly", "forecast", "source-offline"]
+    severity: Literal["warning", "critical"]
+    state: Literal["raised", "escalated", "cleared"]
+    value: float | None
+    threshold: float
+    started_at: int
+    ts: int
+    message: str
+
+
+class DeadLetter(_Out):
+    """One record of ``crowd.deadletter``: a rejected input and why."""
+
+    v: Literal[1]
+    reason: str
+    topic: str
+    partition: int
+    offset: int
+    key_b64: str | None
+    value_b64: str
+    received_at: int
+
+
+SCHEMAS: dict[str, type[BaseModel]] = {
+    "reading": Reading,
+    "reading-batch": ReadingBatch,
+    "zone-state": ZoneState,
+    "alert": Alert,
+    "deadletter": DeadLetter,
+}

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.records import Alert, DeadLetter, ZoneState
 from streams.simulator import Simulator
 from streams.site import load_site
 
@@ -33,6 +34,8 @@ def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline):
 
     assert alert_states(alerts, SURGE_ZONE) == ["raised", "escalated", "cleared"]
     assert {a["zone_id"] for a in alerts} == {SURGE_ZONE}  # calm zones: no alert of any kind
+    for alert in alerts:
+        Alert.model_validate(alert)  # the documented schema (deploy/schemas/alert.v1.json)
     density = [a for a in alerts if a["kind"] == "density"]
     assert len({a["alert_id"] for a in density}) == 1  # one episode, one id
     raised, escalated, done = density
@@ -49,6 +52,8 @@ def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline):
     zones = {s["zone_id"] for s in states}
     assert zones == set(load_site(pipeline.env.get("CROWDSAFE_SITE") or _site()).zone_by_id)
     assert all(s["density"] is None or s["density"] >= 0 for s in states)
+    for state in states:
+        ZoneState.model_validate(state)
 
 
 def _site() -> str:
@@ -128,6 +133,7 @@ def test_malformed_messages_go_to_deadletter_and_good_readings_keep_flowing(pipe
     dead = pipeline.read("deadletter", until=lambda r: len(r) >= len(bad))
     assert len(dead) == len(bad)
     for record, (original, reason_part) in zip(dead, bad.items(), strict=True):
+        DeadLetter.model_validate(record)
         import base64
 
         assert base64.b64decode(record["value_b64"]) == original
