@@ -11,7 +11,10 @@ import importlib
 import pkgutil
 import sys
 
+from pydantic import ValidationError
+
 from streams import commands
+from streams.site import SiteError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +27,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    try:
+        return int(args.func(args) or 0)
+    except SiteError as exc:
+        print(f"crowdsafe {args.command}: {exc}", file=sys.stderr)
+    except ValidationError as exc:  # settings from the environment
+        print(f"crowdsafe {args.command}: bad setting: {_settings_error(exc)}", file=sys.stderr)
+    return 2
+
+
+def _settings_error(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"])
+    env = "KAFKA_BOOTSTRAP" if field == "KAFKA_BOOTSTRAP" else f"CROWDSAFE_{field.upper()}"
+    return f"{env}={err.get('input')!r}: {err['msg']}"
 
 
 if __name__ == "__main__":
