@@ -54,7 +54,10 @@ class Zones(View):
 @app.page("/api/alerts")
 class Alerts(View):
     async def get(self, request: Request) -> Response:
-        limit = min(int(request.query.get("limit", 50)), 200)
+        try:
+            limit = max(1, min(int(request.query.get("limit", 50)), 200))
+        except ValueError:
+            return self.json({"error": "limit must be a whole number"}, status=400)
         return self.json({"alerts": list(reversed(recent_alerts[-limit:]))})
 
 
