@@ -70,10 +70,9 @@ class CameraProcess:
         self.counter = counter or make_counter(config, calibration)
         use_flow = config.flow.enabled if flow is None else flow
         self.flow = FlowMeter(config) if use_flow else None
-        self.homography = config.homography()
-        # Starting at the wall clock in ms keeps seq increasing across restarts of the process
-        # (as long as it sends fewer than 1000 readings a second).
-        self.seq = int(time.time() * 1000) if seq_start is None else seq_start
+        # Starting at the wall clock in µs keeps seq increasing across restarts of the process
+        # (as long as it sends fewer than a million readings a second).
+        self.seq = time.time_ns() // 1000 if seq_start is None else seq_start
         self.overlay_path = overlay
         self._overlay: cv2.VideoWriter | None = None
         self.frames_done = 0
@@ -120,8 +119,8 @@ class CameraProcess:
         counts = self.counter.count(frame.image)
         layout = self.counter.layout
         motion = self.flow.update(frame.image, frame.ts_ms, layout) if self.flow and layout else {}
-        if self.areas is None and self.homography is not None and layout is not None:
-            self.areas = {z: self.homography.area_m2(p) for z, p in layout.polygons.items()}
+        if self.areas is None and layout is not None and layout.homography is not None:
+            self.areas = {z: layout.homography.area_m2(p) for z, p in layout.polygons.items()}
         ready = self.counter.ready
         out = []
         for zone, n in counts.items():

@@ -61,10 +61,19 @@ class ZoneLayout:
         self.polygons = {
             z: [(x * sx, y * sy) for x, y in pts] for z, pts in config.polygons.items()
         }
+        # Heights and the ground mapping were measured on frame_size: scale them along.
         hm = config.height_model()
-        self.heights = hm.at_rows(rows) * sy if hm is not None else None
-        self.pixel_heights = hm.by_pixel_row(rows) * sy if hm is not None else None
+        self.heights = hm.at_rows(rows, sy) if hm is not None else None
+        self.pixel_heights = hm.by_pixel_row(rows, sy) if hm is not None else None
+        h = config.homography()
+        self.homography = h.scaled(sx, sy) if h is not None else None
         self.feet = {z: polygon_mask(shape, p) for z, p in self.polygons.items()}
+        empty = sorted(z for z, m in self.feet.items() if not m.any())
+        if empty:
+            raise ValueError(
+                f"zone polygon(s) {', '.join(empty)} lie outside the {cols}x{rows} frame "
+                "(set frame_size to the size they were drawn on)"
+            )
         self.bodies = {z: body_mask(m, self.heights) for z, m in self.feet.items()}
         union = np.zeros(shape, bool)
         for m in self.bodies.values():

@@ -21,7 +21,7 @@ FEATURES = ("fg_area", "fg_edges", "new_edges")
 # that so features come out in "person equivalents", comparable across cameras.
 _BODY_ASPECT = 0.35
 # Uncalibrated fallback: one person per person-equivalent of foreground.
-_IDENTITY = LinearModel(
+IDENTITY_MODEL = LinearModel(  # the raw first feature; for timing and tests, not counting
     features=list(FEATURES), coef=[1.0, 0.0, 0.0], intercept=0.0, mean=[0.0] * 3, scale=[1.0] * 3
 )
 
@@ -131,8 +131,14 @@ def predict(model: LinearModel, x: np.ndarray) -> np.ndarray:
 class DensityCounter(Counter):
     def __init__(self, config: CameraConfig, calibration: Calibration | None = None) -> None:
         super().__init__(config, calibration)
+        if calibration is None or calibration.density is None:
+            # Features are not counts: without a fitted regression the numbers mean nothing.
+            raise ValueError(
+                "the density method needs a calibration file with a fitted regression: "
+                "run `crowdsafe calibrate` and set `calibration` in [sources.camera]"
+            )
         self.features = FeatureExtractor(config)
-        self.model = calibration.density if calibration and calibration.density else _IDENTITY
+        self.model = calibration.density
 
     @property
     def ready(self) -> bool:

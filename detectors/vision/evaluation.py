@@ -42,7 +42,7 @@ def read_counts_csv(path: Path, zone: str | None = None) -> dict[int, float]:
     ``count`` is used. ``zone`` keeps only that zone's rows when there is a zone column.
     """
     out: dict[int, float] = {}
-    with open(path, newline="") as fh:
+    with open(path, newline="", encoding="utf-8-sig") as fh:  # tolerate a BOM
         reader = csv.DictReader(fh)
         fields = reader.fieldnames or []
         col = next((c for c in fields if c.startswith("count")), None)

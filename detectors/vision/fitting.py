@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -114,8 +114,3 @@ def _check_hog(
         results[thr] = float(np.mean(errs))
         metrics[f"hog_mae_thr_{thr:+.2f}"] = results[thr]
     return min(results, key=lambda t: (results[t], abs(t - config.hog.hit_threshold)))
-
-
-def collect(items: Iterable[object]) -> list[np.ndarray]:
-    """Images of the ``Frame`` items of a source, in order."""
-    return [it.image for it in items if hasattr(it, "image")]

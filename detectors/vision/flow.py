@@ -33,7 +33,7 @@ class FlowMeter:
     def __init__(self, config: CameraConfig) -> None:
         self.config = config
         self.settings = config.flow
-        self.homography = config.homography()
+        self.homography = config.homography()  # replaced by the layout's, scaled to the frames
         self.prev: np.ndarray | None = None
         self.prev_ts: int | None = None
         self.layout: ZoneLayout | None = None
@@ -41,6 +41,7 @@ class FlowMeter:
 
     def _setup(self, layout: ZoneLayout) -> None:
         self.layout = layout
+        self.homography = layout.homography
         ds = self.settings.downscale
         rows, cols = layout.shape
         small = (max(1, round(rows * ds)), max(1, round(cols * ds)))

@@ -54,6 +54,17 @@ class Homography:
             raise ValueError("ground points are degenerate (three or more on one line?)")
         self.matrix = matrix
 
+    def scaled(self, sx: float, sy: float) -> Homography:
+        """The same ground mapping for frames scaled by (sx, sy) from the surveyed ones.
+
+        >>> h = Homography([(0, 0), (100, 0), (100, 100), (0, 100)], [(0, 0), (2, 0), (2, 2), (0, 2)])
+        >>> h.scaled(2.0, 2.0).to_ground(np.array([[100.0, 100.0]])).round(6).tolist()
+        [[1.0, 1.0]]
+        """
+        out = object.__new__(Homography)
+        out.matrix = self.matrix @ np.diag([1.0 / sx, 1.0 / sy, 1.0])
+        return out
+
     def to_ground(self, points: np.ndarray) -> np.ndarray:
         """Map N x 2 image points to N x 2 ground points in metres."""
         pts = np.asarray(points, np.float64).reshape(-1, 1, 2)
@@ -94,21 +105,27 @@ class PersonHeight:
         h = self.slope * np.asarray(row, np.float64) + self.intercept
         return np.clip(h, self.floor_px, self.ceil_px)
 
-    def by_pixel_row(self, rows: int) -> np.ndarray:
+    def by_pixel_row(self, rows: int, sy: float = 1.0) -> np.ndarray:
         """Height of the person a pixel most likely belongs to, for every image row.
 
         A pixel at row y is typically mid-body of someone whose feet are half a height lower,
-        so weight it by that person's height rather than by the height at y itself.
+        so weight it by that person's height rather than by the height at y itself. ``sy``: the
+        frames' scale from those the pairs were measured on.
         """
         feet = np.arange(-rows, 3 * rows, dtype=np.float64)
-        h = np.asarray(self(feet))
+        h = np.asarray(self(feet / sy)) * sy
         centres = feet - h / 2
         order = np.argsort(centres, kind="stable")
         return np.interp(np.arange(rows), centres[order], h[order])
 
-    def at_rows(self, rows: int) -> np.ndarray:
-        """Height for every image row 0..rows-1."""
-        return np.asarray(self(np.arange(rows)), np.float64)
+    def at_rows(self, rows: int, sy: float = 1.0) -> np.ndarray:
+        """Height for every image row 0..rows-1 of frames scaled by ``sy``.
+
+        >>> ph = PersonHeight([(100, 50), (300, 100)])
+        >>> float(ph.at_rows(800, sy=2.0)[400]) == 2 * float(ph(200))
+        True
+        """
+        return np.asarray(self(np.arange(rows) / sy), np.float64) * sy
 
 
 def body_mask(foot_mask: np.ndarray, heights: np.ndarray | None) -> np.ndarray:

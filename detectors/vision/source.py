@@ -113,7 +113,9 @@ class FrameSource:
             if cap is None or not cap.isOpened():
                 reason = f"cannot open {self._redacted()}"
             else:
-                fps = self.fps or (cap.get(cv2.CAP_PROP_FPS) or 0) or 25.0
+                # The stream's own rate wins; the configured one is for sources that don't say.
+                said = cap.get(cv2.CAP_PROP_FPS) or 0.0
+                fps = said if 0 < said < 1000 else (self.fps or 25.0)
                 got_any = False
                 while True:
                     ok, image = cap.read()

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 
 from detectors.vision.evaluation import read_counts_csv
-from detectors.vision.fitting import calibrate, collect
-from detectors.vision.source import FrameSource
+from detectors.vision.fitting import calibrate
+from detectors.vision.source import Frame, FrameSource
 from streams.camera import load_camera_config
 
 
@@ -37,7 +37,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 2
     out = args.out or config.calibration or Path("calibration") / f"{args.camera_id}.json"
-    frames = collect(FrameSource(args.frames, fps=config.fps, start_ms=0))
+    # Keep each frame's position: labels are per frame number, and an unreadable image
+    # must not shift every later label onto the wrong frame.
+    items = [
+        f for f in FrameSource(args.frames, fps=config.fps, start_ms=0) if isinstance(f, Frame)
+    ]
+    frames = [f.image for f in items]
     if not frames:
         print(f"calibrate: no frames in {args.frames}", file=sys.stderr)
         return 1
@@ -45,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     truth = {}
     for zone in zones:
         counts = read_counts_csv(args.truth, zone if len(zones) > 1 else None)
-        truth[zone] = [counts.get(i + 1) for i in range(len(frames))]
+        truth[zone] = [counts.get(f.index + 1) for f in items]
     try:
         cal = calibrate(
             args.camera_id, config, frames, truth, check_hog=not args.no_hog, ridge=args.ridge
