@@ -252,7 +252,7 @@ class SeasonalAnomalyDetector:
 
     def update(self, ts_ms: int | float, value: float | None) -> float | None:
         """Score ``value`` at ``ts_ms`` (epoch ms), then learn from it; ``None`` when missing."""
-        if value is None or value != value:  # None or NaN: a hole, not a zero
+        if value is None or not math.isfinite(value):  # None, NaN, inf: a hole, not a zero
             return None
         t = ts_ms / HOUR_MS
         if self.t_last is None:
@@ -261,6 +261,8 @@ class SeasonalAnomalyDetector:
         # Late readings are scored and learned at the current clock: time never runs back.
         dt = max(t - self.t_last, 0.0)
         self.t_last = max(t, self.t_last)
+        if self._ld * (self.t_last - self.t_ref) > _MAX_INFLATION_EXP:
+            self._rebase()  # a long gap: fold the forgetting in now, before it overflows
         y = math.log1p(max(float(value), 0.0))
         c = self.cfg
 

@@ -156,10 +156,10 @@ class DensityForecaster:
             # reset clock): a trend across the jump means nothing, so start a new one.
             self._forget_trend()
         dt = self._advance(max(t, self.t_last if self.t_last is not None else t))
-        if net_inflow is not None and dt > 0.0:
+        if net_inflow is not None and math.isfinite(net_inflow) and dt > 0.0:
             self.in_net += net_inflow
             self.in_time += dt
-        if occupancy is not None and occupancy == occupancy:
+        if occupancy is not None and math.isfinite(occupancy):
             y = max(float(occupancy), 0.0)
             self.s0 += 1.0
             self.sy += y

@@ -81,6 +81,8 @@ def parse_value(text: str | None) -> float | None:
     if text is None or text.strip().lower() in MISSING:
         return None
     number = float(text)
+    if math.isinf(number):  # "inf", "1e400": no count is infinite, the row is bad
+        raise ValueError(f"not a finite number: {text!r}")
     return None if math.isnan(number) else number
 
 
@@ -121,3 +123,13 @@ def read_series(
                     ) from None
             value = values.pop(value_col)
             yield SeriesRow(row_no, reader.line_num, raw_ts, ts_ms, value, values)
+
+
+def time_order(rows: Sequence[SeriesRow]) -> list[int]:
+    """Indices of ``rows`` in time order (stable): the detectors' clock never runs back, so a
+    file in the wrong order, or with one row stamped a year ahead, is scored in time order.
+
+    >>> time_order([SeriesRow(1, 2, "b", 20, 1.0), SeriesRow(2, 3, "a", 10, 1.0)])
+    [1, 0]
+    """
+    return sorted(range(len(rows)), key=lambda i: rows[i].ts_ms)

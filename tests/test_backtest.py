@@ -154,3 +154,24 @@ def test_replay_paces_by_event_time(tiny: Path, monkeypatch, speed, sleeps):
     assert seqs == list(range(seqs[0], seqs[0] + 5))  # consecutive from a wall-clock base
     assert seqs[0] > 1_700_000_000_000_000  # µs since the epoch: a later replay sends higher
     assert slept == pytest.approx(sleeps)
+
+
+def test_a_file_out_of_time_order_is_scored_in_time_order_and_written_in_file_order(tmp_path):
+    hours = [
+        f"2024-01-{1 + h // 24:02d} {h % 24:02d}:00:00,{500 + (h % 24) * 20}" for h in range(96)
+    ]
+    ordered, shuffled = tmp_path / "ordered.csv", tmp_path / "shuffled.csv"
+    ordered.write_text("timestamp,value\n" + "\n".join(hours) + "\n")
+    shuffled.write_text("timestamp,value\n" + "\n".join(reversed(hours)) + "\n")
+    assert main(["backtest", str(ordered), "--out", str(tmp_path / "a.csv")]) == 0
+    assert main(["backtest", str(shuffled), "--out", str(tmp_path / "b.csv")]) == 0
+    a, b = read_out(tmp_path / "a.csv"), read_out(tmp_path / "b.csv")
+    assert b == list(reversed(a))  # the same score for every row, in the file's own order
+    assert any(float(r["anomaly_score"]) > 0 or r["anomaly_score"] == "0" for r in a)
+
+
+def test_an_infinite_value_is_a_bad_row_not_a_poisoned_detector(tmp_path, capsys):
+    bad = tmp_path / "inf.csv"
+    bad.write_text("timestamp,value\n2024-01-01 00:00:00,5\n2024-01-01 01:00:00,inf\n")
+    assert main(["backtest", str(bad)]) == 1
+    assert "row 2" in capsys.readouterr().err

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.backtest import backtest, write_csv
-from detectors.series import SeriesError, read_series
+from detectors.series import SeriesError, read_series, time_order
 
 
 def add_series_args(p: argparse.ArgumentParser) -> None:
@@ -46,14 +46,27 @@ def run(args: argparse.Namespace) -> int:
         print(f"backtest: --area must be > 0, got {args.area}", file=sys.stderr)
         return 2
     extra = (args.inflow_col,) if args.inflow_col else ()
-    rows = read_series(args.input, args.time_col, args.value_col, extra)
-    scored = backtest(
-        rows,
+    try:
+        rows = list(read_series(args.input, args.time_col, args.value_col, extra))
+    except (SeriesError, OSError) as exc:
+        print(f"backtest: {exc}", file=sys.stderr)
+        return 1
+    order = time_order(rows)
+    if order != sorted(order):
+        print(
+            "backtest: rows are not in time order: scored in time order, written in file order",
+            file=sys.stderr,
+        )
+    in_time = backtest(
+        [rows[i] for i in order],
         area_m2=args.area,
         kind=args.kind,
         inflow_col=args.inflow_col,
         detector=SeasonalAnomalyDetector(utc_offset_min=args.utc_offset_min),
     )
+    scored: list = [None] * len(rows)
+    for i, row in zip(order, in_time, strict=True):
+        scored[i] = row
     tmp = None
     try:
         if args.out is None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from detectors.series import SeriesError, SeriesRow, read_series
+from detectors.series import SeriesError, SeriesRow, read_series, time_order
 from streams.commands.backtest import add_series_args
 from streams.records import Reading
 
@@ -82,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
     from streams.edge import ReadingProducer
 
     source_id = args.source_id or f"replay:{args.input.name}"
-    rows = read_series(args.input, args.time_col, args.value_col)
+    try:
+        rows = list(read_series(args.input, args.time_col, args.value_col))
+    except (SeriesError, OSError) as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return 1
+    rows = [rows[i] for i in time_order(rows)]  # in event-time order, as backtest scores them
     sent = 0
     previous_ts: int | None = None
     try:
