@@ -88,7 +88,9 @@ class WorkerMetrics:
             for suffix in suffixes.get(family.type, ("",))
         }
 
-    def observe_zone(self, zone_state: dict) -> None:
+    def observe_zone(self, zone_state: dict, from_readings: bool = True) -> None:
+        """Export a zone's state; ``from_readings=False`` for the silence sweep, which must not
+        look like a reading (it would reset the silent-zone alert's clock)."""
         zone = zone_state["zone_id"]
         if zone_state["occupancy"] is not None:
             self.occupancy.labels(zone).set(zone_state["occupancy"])
@@ -103,6 +105,7 @@ class WorkerMetrics:
                     pass
         self.density_warning.labels(zone).set(zone_state["warning"])
         self.density_critical.labels(zone).set(zone_state["critical"])
-        self.last_update.labels(zone).set_to_current_time()
+        if from_readings:
+            self.last_update.labels(zone).set_to_current_time()
         unavailable = zone_state["sources"]["stale"] + zone_state["sources"]["offline"]
         self.stale_sources.labels(zone).set(len(unavailable))

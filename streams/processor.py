@@ -21,9 +21,17 @@ from detectors.los import level_of_service
 from streams.records import SCHEMA_VERSION, Reading, ReadingBatch
 from streams.site import Site, Zone
 
+MAX_MESSAGE_BYTES = 1_000_000  # a batch of 1000 readings is ~200 kB
+UNKNOWN_SOURCE_TTL_MS = 86_400_000
+
 
 class Rejected(ValueError):
-    """An input message that cannot be used; ``str()`` is the dead-letter reason."""
+    """An input message that cannot be used; ``str()`` is the dead-letter reason and ``code``
+    a fixed class of it (a low-cardinality metric label)."""
+
+    def __init__(self, reason: str, code: str = "invalid") -> None:
+        super().__init__(reason)
+        self.code = code
 
 
 def parse_message(
@@ -35,13 +43,18 @@ def parse_message(
     (history is fine: replays publish it on purpose).
     """
     if not value:
-        raise Rejected("empty message")
+        raise Rejected("empty message", "empty")
+    if not key:
+        # The key decides the partition, and so which table partition holds the zone's state.
+        raise Rejected("no message key: readings are keyed by zone_id", "key")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise Rejected(f"message of {len(value)} bytes (at most {MAX_MESSAGE_BYTES})", "size")
     try:
         data = json.loads(value)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Rejected(f"not JSON: {exc}") from exc
+    except (ValueError, RecursionError) as exc:  # bad JSON, bad UTF-8, absurd nesting or digits
+        raise Rejected(f"not JSON: {exc}", "json") from exc
     if not isinstance(data, dict):
-        raise Rejected(f"expected a JSON object, got {type(data).__name__}")
+        raise Rejected(f"expected a JSON object, got {type(data).__name__}", "json")
     try:
         readings = (
             ReadingBatch.model_validate(data).readings
@@ -50,14 +63,16 @@ def parse_message(
         )
     except ValidationError as exc:
         raise Rejected(_validation_reason(exc)) from exc
-    zone_key = key.decode(errors="replace") if key else None
+    zone_key = key.decode(errors="replace")
     for r in readings:
         if r.zone_id not in site.zone_by_id:
-            raise Rejected(f"unknown zone '{r.zone_id}'")
+            raise Rejected(f"unknown zone '{r.zone_id}'", "unknown-zone")
         if latest_ok_ms is not None and r.ts > latest_ok_ms:
-            raise Rejected(f"ts {r.ts} is in the future (after {latest_ok_ms})")
-        if zone_key is not None and zone_key != r.zone_id:
-            raise Rejected(f"message key '{zone_key}' is not the reading's zone_id '{r.zone_id}'")
+            raise Rejected(f"ts {r.ts} is in the future (after {latest_ok_ms})", "future")
+        if zone_key != r.zone_id:
+            raise Rejected(
+                f"message key '{zone_key}' is not the reading's zone_id '{r.zone_id}'", "key"
+            )
     return readings
 
 
@@ -101,6 +116,9 @@ class ZoneProcessor:
             for z in site.zones
         }
         self._utc_offset_min = site.utc_offset_min()
+        self._configured = {
+            z.id: {s.id for s in site.sources if z.id in s.zones} for z in site.zones
+        }
 
     def apply(
         self,
@@ -157,13 +175,21 @@ class ZoneProcessor:
         snapshot.update(_forecast_fields(None, Forecast(), blind=True))
         alarm = self._alarms[zone.id]["source-offline"]
         ep = Episode.from_state(state["episodes"].get("source-offline"))
-        unavailable = snapshot["sources"]["stale"] + snapshot["sources"]["offline"]
-        transition = alarm.update(ep, snapshot["ts"], float(len(unavailable)))
+        transition = alarm.update(ep, snapshot["ts"], self._sources_down(zone, snapshot))
         state["episodes"]["source-offline"] = ep.to_state()
         if transition:
             out.alerts.append(alert_record(zone, "source-offline", transition, snapshot))
             out.zone_states.append(snapshot)
         return out
+
+    def _sources_down(self, zone: Zone, snap: dict[str, Any]) -> float:
+        """2: the zone is blind (no fresh source); 1: some of its configured sources are stale
+        or offline; 0: all report. Sources not in the site file never count as down."""
+        if snap["occupancy"] is None:
+            return 2.0
+        down = snap["sources"]["stale"] + snap["sources"]["offline"]
+        configured = self._configured[zone.id]
+        return 1.0 if any(sid in configured for sid in down) else 0.0
 
     def _detectors(
         self, zone: Zone, state: dict[str, Any]
@@ -193,10 +219,21 @@ class ZoneProcessor:
         if r.entered is not None or r.exited is not None:
             entered, exited = r.entered or 0, r.exited or 0
             state["gate_occupancy"] = integrate_gates(state["gate_occupancy"], entered, exited)
-            src["net_flow"] = src.get("net_flow", 0) + entered - exited
+            src["flow_ts"] = r.ts
         if r.count is not None:
-            src["estimate"] = self._level_estimate(r)
+            # Stamped with its own time: a source that once sent a count and now only sends
+            # crossings must not pin the zone to that old count.
+            src["estimate"], src["estimate_ts"] = self._level_estimate(r), r.ts
+        self._forget_unknown_sources(state, r.ts)
         return True
+
+    def _forget_unknown_sources(self, state: dict[str, Any], ts: int) -> None:
+        """Sources not in the site file (a replay, a typo) are dropped after a day of silence,
+        so a stream of odd source ids cannot grow the zone's table entry without bound."""
+        limit = ts - UNKNOWN_SOURCE_TTL_MS
+        for sid in [sid for sid, src in state["sources"].items() if src["ts"] < limit]:
+            if sid not in self.site.source_by_id:
+                del state["sources"][sid]
 
     def _level_estimate(self, r: Reading) -> float:
         source = self.site.source_by_id.get(r.source_id)
@@ -217,12 +254,12 @@ class ZoneProcessor:
                 stale.append(sid)
             else:
                 fresh.append(sid)
-                if "estimate" in src:
+                if "estimate" in src and ts - src["estimate_ts"] <= stale_ms:
                     weight = (
                         self.site.source_by_id[sid].weight if sid in self.site.source_by_id else 1
                     )
                     levels.append(LevelEstimate(sid, src["estimate"], weight))
-                else:
+                if "flow_ts" in src and ts - src["flow_ts"] <= stale_ms:
                     gate_fresh = True
         occupancy = fuse_levels(levels)
         if occupancy is not None:
@@ -249,12 +286,11 @@ class ZoneProcessor:
     def _alerts(self, zone: Zone, episodes: dict[str, Episode], snap: dict[str, Any]) -> list[dict]:
         alerts = []
         blind = snap["occupancy"] is None
-        unavailable = snap["sources"]["stale"] + snap["sources"]["offline"]
         values = {
             "density": snap["density"],
             "anomaly": snap["anomaly_score"],
             "forecast": snap["minutes_to_critical"],
-            "source-offline": float(len(unavailable)),
+            "source-offline": self._sources_down(zone, snap),
         }
         for kind, alarm in self._alarms[zone.id].items():
             value = values[kind]
@@ -334,6 +370,6 @@ def _message(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> str:
         )
     down = snap["sources"]["stale"] + snap["sources"]["offline"]
     if t.state == "cleared":
-        return f"{head}, all sources reporting again"
+        return f"{head}, its sources are reporting again"
     blind = " — zone is blind" if snap["occupancy"] is None else ""
     return f"{head}, {len(down)} source(s) not reporting: {', '.join(down)}{blind}"

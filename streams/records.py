@@ -2,7 +2,8 @@
 
 Readings come from other processes (edge counters, gates, sensors), so they are validated with
 pydantic and rejected with a reason; what the worker publishes is built here and trusted.
-Schemas are documented in README.md ("Topics and schemas") and ``deploy/asyncapi.yaml``.
+Schemas are documented in README.md ("Topics and schemas") and, as JSON Schema, in
+``deploy/schemas/`` (``crowdsafe schemas``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ MAX_TS_MS = 4_102_444_800_000
 
 SourceKind = Literal["camera", "gate", "sensor"]
 NonNegative = Annotated[int, Field(ge=0)]
+# Bounds far above anything real (the 2016 Spring Festival peak: ~100,000 on the square), so an
+# absurd number is a rejected reading rather than an overflow inside the worker.
+Count = Annotated[int, Field(ge=0, le=1_000_000)]
+Finite = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
 
 class Reading(BaseModel):
@@ -36,17 +41,17 @@ class Reading(BaseModel):
     kind: SourceKind
     zone_id: Annotated[str, Field(min_length=1, max_length=128)]
     ts: Annotated[int, Field(ge=MIN_TS_MS, le=MAX_TS_MS)]
-    seq: NonNegative
-    count: NonNegative | None = None
-    entered: NonNegative | None = None
-    exited: NonNegative | None = None
+    seq: Annotated[int, Field(ge=0, lt=2**63)]
+    count: Count | None = None
+    entered: Count | None = None
+    exited: Count | None = None
     status: Literal["ok", "offline", "degraded"] = "ok"
-    reason: str | None = None
+    reason: Annotated[str, Field(max_length=500)] | None = None
     # Optional motion measures from camera edge counters (issue 4).
-    speed_mps: Annotated[float, Field(ge=0)] | None = None
-    direction_deg: Annotated[float, Field(ge=0, le=360)] | None = None
-    velocity_var: Annotated[float, Field(ge=0)] | None = None  # m²/s²
-    pressure: Annotated[float, Field(ge=0)] | None = None  # Helbing 2007, 1/s²
+    speed_mps: Finite | None = None
+    direction_deg: Annotated[float, Field(ge=0, le=360, allow_inf_nan=False)] | None = None
+    velocity_var: Finite | None = None  # m²/s²
+    pressure: Finite | None = None  # Helbing 2007, 1/s²
 
     @model_validator(mode="after")
     def _has_a_measurement(self) -> Reading:

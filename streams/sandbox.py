@@ -67,6 +67,7 @@ class Sandbox:
     def start_worker(self, timeout: float = 90) -> None:
         self.starts += 1
         log = open(self.tmp / f"worker-{self.starts}.log", "w")  # noqa: SIM115 (lives with proc)
+        self._log = log
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
             env=self.env,
@@ -92,6 +93,8 @@ class Sandbox:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
 
     def log_tail(self, lines: int = 40) -> str:
         text = (self.tmp / f"worker-{self.starts}.log").read_text()

@@ -170,7 +170,7 @@ class Simulator:
             n += 1
 
     def _observe(self, source: Source, occ: dict[str, float], t: float, ts: int) -> list[dict]:
-        seq = self.seq_base + int(t * 1000)
+        seq = self.seq_base + int(t / TICK_S)  # one per tick, above any earlier run's
         base = {"source_id": source.id, "kind": source.kind, "ts": ts, "seq": seq}
         if (
             self.outage

@@ -193,9 +193,9 @@ class Site(_Strict):
         )
 
     def source_offline_alarm(self, zone: Zone) -> Alarm:
-        """Warning when any source of the zone is stale or offline, critical when all are."""
-        configured = sum(1 for s in self.sources if zone.id in s.zones)
-        return self._alarm(zone, 1.0, float(max(configured, 1)))
+        """Warning (1) when some of the zone's sources are stale or offline, critical (2) when
+        the zone is blind: no fresh source at all."""
+        return self._alarm(zone, 1.0, 2.0)
 
     def utc_offset_min(self) -> float:
         """The site's current UTC offset, for the detectors' hour-of-week profiles."""

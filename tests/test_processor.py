@@ -54,11 +54,64 @@ GOOD = {
         (encode(**{k: v for k, v in GOOD.items() if k != "count"}), "needs count"),
         (encode(**{**GOOD, "status": "offline", "count": None}), "needs a reason"),
         (encode(readings=[]), "readings"),
+        (encode(**{**GOOD, "count": 10**400}), "count"),  # would overflow a float
+        (encode(**{**GOOD, "count": 2**63}), "count"),  # absurd, not an overflow
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON|message of"),  # nesting past recursion
+        (b'{"count": ' + b"1" * 5000 + b"}", "not JSON"),  # past Python's int digit limit
+        (encode(**{**GOOD, "speed_mps": float("inf")}), "speed_mps"),
     ],
 )
 def test_bad_messages_are_rejected_with_a_reason(value, reason):
     with pytest.raises(Rejected, match=reason):
         parse_message(b"underpass", value, SITE, latest_ok_ms=T0 + 60_000)
+
+
+def test_a_keyless_message_is_rejected_because_the_key_places_the_zone_state():
+    with pytest.raises(Rejected, match="no message key") as err:
+        parse_message(None, encode(**GOOD), SITE)
+    assert err.value.code == "key"
+
+
+def test_a_source_that_once_sent_a_count_is_not_pinned_to_it():
+    p = ZoneProcessor(SITE)
+    state = p.apply(
+        "metro-interchange",
+        {},
+        [reading("gate-metro", "metro-interchange", count=0, entered=0, exited=0)],
+    ).state
+    for i in range(1, 20):
+        out = p.apply(
+            "metro-interchange",
+            state,
+            [
+                reading(
+                    "gate-metro",
+                    "metro-interchange",
+                    ts=T0 + i * 10_000,
+                    seq=1 + i,
+                    entered=100,
+                    exited=0,
+                )
+            ],
+        )
+        state = out.state
+    assert out.zone_state["occupancy"] > 1000  # the gates, not the count of 3 minutes ago
+
+
+def test_unknown_sources_count_for_occupancy_but_never_as_down_and_are_forgotten():
+    p = ZoneProcessor(SITE)
+    state = p.apply("underpass", {}, [reading("typo-cam", "underpass", count=50)]).state
+    out = p.apply(
+        "underpass", state, [reading("cam-underpass", "underpass", ts=T0 + 120_000, count=40)]
+    )
+    assert out.zone_state["sources"]["stale"] == ["typo-cam"]
+    assert [a["kind"] for a in out.alerts] == []  # a stale typo is not a camera down
+    later = p.apply(
+        "underpass",
+        out.state,
+        [reading("cam-underpass", "underpass", ts=T0 + 86_500_000, seq=2, count=40)],
+    )
+    assert "typo-cam" not in later.state["sources"]  # a day later it is gone
 
 
 def test_key_must_be_the_zone_and_batches_are_accepted():
