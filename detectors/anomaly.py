@@ -313,7 +313,10 @@ class SeasonalAnomalyDetector:
         self.m_slow += (1.0 - math.exp(-self._ls * step)) * (zc - self.m_slow)
         z_level = level_iid / (_MAD_TO_SIGMA * self.q_level)
         growth = self.m_fast - self.m_slow
-        z_growth = growth / (_MAD_TO_SIGMA * self.q_growth)
+        # With readings sparser than the fast window, "fast minus slow" is just the newest
+        # point again (counted twice); growth then says less the sparser the series is.
+        sparse = min(1.0, c["growth_fast_h"] / dt) if dt > 0.0 else 1.0
+        z_growth = sparse * growth / (_MAD_TO_SIGMA * self.q_growth)
         warm = self.warm
         score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
         self.last = Explanation(z, z_level, z_growth, math.expm1(expected + bias), scale)
