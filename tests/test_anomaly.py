@@ -189,3 +189,15 @@ def test_score_mapping_is_monotonic_and_bounded():
 def test_unknown_parameter_rejected():
     with pytest.raises(TypeError, match="halflife"):
         SeasonalAnomalyDetector(halflife=3)
+
+
+def test_a_modest_step_on_a_quiet_hourly_series_does_not_page():
+    # Hourly counts: the 15-minute growth window holds one reading, so growth must not count it
+    # twice; +10 % on a steady 1000 is about three Poisson sigmas, not an emergency.
+    det = SeasonalAnomalyDetector()
+    hour = 3_600_000
+    for h in range(24 * 10):
+        det.update(h * hour, 1000 + (h * 7) % 5)
+    score = det.update(24 * 10 * hour, 1100)
+    assert 0 < score < 0.9
+    assert det.update(24 * 10 * hour + hour, 5000) > 0.99  # a real spike still does
