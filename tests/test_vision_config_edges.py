@@ -49,3 +49,15 @@ def test_all_zero_frames_count_nobody():
     config = load_camera_config(SITE, "pets-cam1")
     counts = make_counter(config).count(np.zeros((576, 768, 3), np.uint8))
     assert counts == {"pets-plaza": 0}
+
+
+def test_auto_upscale_brings_far_people_to_the_window_size_and_needs_a_height_model():
+    config = load_camera_config(SITE, "pets-cam1")
+    auto = config.model_copy(update={"hog": config.hog.model_copy(update={"upscale": "auto"})})
+    counter = make_counter(auto)
+    # PETS people are 60-110 px tall; the default window holds a 96 px person.
+    assert 1.2 < counter.upscale(ZoneLayout(auto, (576, 768))) < 1.7
+    # Frames twice as large hold people twice as tall: no upscale needed.
+    assert counter.upscale(ZoneLayout(auto, (1152, 1536))) == 1.0
+    flat = CameraConfig(polygons={"z": [(0, 0), (640, 0), (640, 480), (0, 480)]})
+    assert make_counter(flat).upscale(ZoneLayout(flat, (480, 640))) == 1.0

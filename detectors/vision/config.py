@@ -34,7 +34,9 @@ class HogSettings(BaseModel):
     # "default": 64x128 window (INRIA); "daimler": 48x96 window, for smaller people.
     detector: Literal["default", "daimler"] = "default"
     # Upscale the frame first: the default window finds people of about 100 px and taller.
-    upscale: Annotated[float, Field(ge=0.5, le=4)] = 1.0
+    # "auto": from ``person_height``, enough to bring the zones' typical person to ~100 px
+    # (at most 2x; 1x without a height model).
+    upscale: Annotated[float, Field(ge=0.5, le=4)] | Literal["auto"] = "auto"
     hit_threshold: float = 0.0
     win_stride: Annotated[int, Field(ge=1, le=32)] = 8
     pyramid_scale: Annotated[float, Field(gt=1, le=2)] = 1.05

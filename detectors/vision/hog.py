@@ -39,14 +39,30 @@ class HogCounter(DetectionCounter):
         self.nms_iou = settings.nms_iou
         self.hog = make_hog(settings.detector)
 
+    def upscale(self, layout: ZoneLayout) -> float:
+        """The configured upscale, or for "auto" what brings people in the far quarter of the
+        zones' foot rows up to the size the people windows are trained on (at most 2x)."""
+        if self.settings.upscale != "auto":
+            return float(self.settings.upscale)
+        if layout.heights is None:
+            return 1.0
+        feet = np.zeros(layout.shape, bool)
+        for mask in layout.feet.values():
+            feet |= mask
+        rows = np.flatnonzero(feet.any(axis=1))
+        far = float(np.percentile(layout.heights[rows], 25))
+        target = self.hog.winSize[1] * _PERSON_IN_WINDOW[self.settings.detector]
+        return float(np.clip(target / max(far, 1.0), 1.0, 2.0))
+
     def detect(self, frame: np.ndarray, layout: ZoneLayout) -> tuple[np.ndarray, np.ndarray]:
         s = self.settings
+        if getattr(self, "_upscale_for", None) is not layout:
+            self._upscale_for, self._upscale = layout, self.upscale(layout)
+        up = self._upscale
         x0, y0, x1, y1 = layout.roi
         crop = frame[y0:y1, x0:x1]
-        if s.upscale != 1.0:
-            crop = cv2.resize(
-                crop, None, fx=s.upscale, fy=s.upscale, interpolation=cv2.INTER_LINEAR
-            )
+        if up != 1.0:
+            crop = cv2.resize(crop, None, fx=up, fy=up, interpolation=cv2.INTER_LINEAR)
         win_h = self.hog.winSize[1]
         if crop.shape[0] < win_h or crop.shape[1] < self.hog.winSize[0]:
             return np.zeros((0, 4)), np.zeros(0)
@@ -60,7 +76,7 @@ class HogCounter(DetectionCounter):
         )
         if len(rects) == 0:
             return np.zeros((0, 4)), np.zeros(0)
-        boxes = np.asarray(rects, np.float64) / s.upscale
+        boxes = np.asarray(rects, np.float64) / up
         boxes[:, 0] += x0
         boxes[:, 1] += y0
         # Shrink the window to the person inside it, so the bottom edge is at the feet.
