@@ -122,8 +122,9 @@ async def process(stream: faust.StreamT) -> None:
                 continue  # it just spoke, or never did
             now_ms = int(time.time() * 1000)
             outcome = processor.sweep(zone_id, zones[zone_id], now_ms, since_ms=started_ms)
-            await publish(zone_id, outcome, [], from_readings=False)
-            zones[zone_id] = outcome.state
+            if outcome.alerts:  # the sweep changes state only with a transition
+                await publish(zone_id, outcome, [], from_readings=False)
+                zones[zone_id] = outcome.state
 
 
 if settings.silence_sweep_s > 0:

@@ -171,14 +171,14 @@ class ZoneProcessor:
         if silence_ms <= self.site.defaults.stale_after_s * 1000:
             return out
         zone = self.site.zone(zone_id)
+        # Every source is stale by now, so the zone is blind: of the alarms only source-offline
+        # is fed, through the same path as for readings.
         snapshot = self._snapshot(zone, state, state["ts"] + silence_ms)
         snapshot.update(_forecast_fields(None, Forecast(), blind=True))
-        alarm = self._alarms[zone.id]["source-offline"]
-        ep = Episode.from_state(state["episodes"].get("source-offline"))
-        transition = alarm.update(ep, snapshot["ts"], self._sources_down(zone, snapshot))
-        state["episodes"]["source-offline"] = ep.to_state()
-        if transition:
-            out.alerts.append(alert_record(zone, "source-offline", transition, snapshot))
+        episodes = {k: Episode.from_state(v) for k, v in state["episodes"].items()}
+        out.alerts = self._alerts(zone, episodes, snapshot)
+        if out.alerts:
+            state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
             out.zone_states.append(snapshot)
         return out
 
