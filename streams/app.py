@@ -114,7 +114,7 @@ async def process(stream: faust.StreamT) -> None:
                 continue
             # Alerts are delivered before the state that records them is written: a crash in
             # between repeats an alert after the restart rather than losing it.
-            await publish(zone_id, outcome, readings)
+            await publish(zone_id, outcome)
             zones[zone_id] = outcome.state
         for zone_id, event in ticks.items():
             stream._set_current_event(event)  # before the lookup: the store is per partition
@@ -123,7 +123,7 @@ async def process(stream: faust.StreamT) -> None:
             now_ms = int(time.time() * 1000)
             outcome = processor.sweep(zone_id, zones[zone_id], now_ms, since_ms=started_ms)
             if outcome.alerts:  # the sweep changes state only with a transition
-                await publish(zone_id, outcome, [], from_readings=False)
+                await publish(zone_id, outcome, from_readings=False)
                 zones[zone_id] = outcome.state
 
 
@@ -136,9 +136,9 @@ if settings.silence_sweep_s > 0:
             await ticks_topic.send(key=zone.id.encode(), value=b"{}")
 
 
-async def publish(zone_id: str, outcome, readings: list, from_readings: bool = True) -> None:
+async def publish(zone_id: str, outcome, from_readings: bool = True) -> None:
     now = time.time()
-    for r in readings:
+    for r in outcome.applied:  # accepted readings; re-deliveries count as duplicates only
         metrics.readings.labels(r.kind).inc()
         metrics.lag.observe(max(now - r.ts / 1000, 0))
     metrics.duplicates.inc(outcome.duplicates)

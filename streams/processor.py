@@ -93,6 +93,7 @@ class Outcome:
     # (one per tick for live sources, one per row for a replayed series).
     zone_states: list[dict[str, Any]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    applied: list[Reading] = field(default_factory=list)  # duplicates left out
     duplicates: int = 0
 
     @property
@@ -138,6 +139,7 @@ class ZoneProcessor:
             if not self._record(state, r):
                 out.duplicates += 1
                 continue
+            out.applied.append(r)
             snapshot = self._snapshot(zone, state, r.ts)
             inflow = _net_inflow(r)
             score = anomaly.update(r.ts, snapshot["occupancy"])

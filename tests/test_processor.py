@@ -204,6 +204,7 @@ def test_re_delivered_readings_are_dropped_so_gates_never_count_twice():
     state = p.apply("metro-interchange", {}, [gate]).state
     again = p.apply("metro-interchange", state, [gate])
     assert again.duplicates == 1 and again.state["gate_occupancy"] == 50
+    assert again.applied == []  # nor counted as an accepted reading
 
 
 def test_result_does_not_depend_on_batching():
