@@ -14,7 +14,7 @@ import sys
 from pydantic import ValidationError
 
 from streams import commands
-from streams.site import SiteError
+from streams.config.site import SiteError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.sandbox import Sandbox
+from streams.testing import Sandbox
 
 
 def _reachable(bootstrap: str) -> bool:
@@ -28,8 +28,8 @@ def _reachable(bootstrap: str) -> bool:
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap() -> Iterator[str]:
-    from streams.kafka_local import BrokerConfig, down, up
-    from streams.settings import Settings
+    from streams.config.settings import Settings
+    from streams.ops.kafka_local import BrokerConfig, down, up
 
     settings = Settings()
     if _reachable(settings.kafka_bootstrap):

@@ -2,5 +2,5 @@
 
 Plain functions and classes over numpy frames: counters (``hog``, ``density``, ``dnn``) behind
 one interface, dense optical flow per zone, and Helbing's crowd pressure. Nothing here talks to
-Kafka; ``streams.camera`` wires these to readings.
+Kafka; ``streams.edge.camera`` wires these to readings.
 """

@@ -10,7 +10,7 @@ import numpy as np
 from detectors.vision.calibration import Calibration
 from detectors.vision.config import CameraConfig
 from detectors.vision.density import FeatureExtractor, fit_linear, predict
-from detectors.vision.evaluation import mae
+from detectors.vision.metrics import mae
 
 HOG_THRESHOLDS = (-0.25, 0.0, 0.25, 0.5)
 

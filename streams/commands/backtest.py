@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from detectors.anomaly import SeasonalAnomalyDetector
-from detectors.backtest import backtest, write_csv
-from detectors.series import SeriesError, read_series, time_order
+from streams.offline.backtest import backtest, write_csv
+from streams.offline.series import SeriesError, read_series, time_order
 
 
 def add_series_args(p: argparse.ArgumentParser) -> None:

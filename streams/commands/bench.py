@@ -10,11 +10,11 @@ import platform
 import time
 from pathlib import Path
 
-from streams import benchmarks
+from streams import bench
 
 
 def suites() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(benchmarks.__path__))
+    return sorted(m.name for m in pkgutil.iter_modules(bench.__path__))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     }
     for name in args.suite or suites():
         print(f"bench: {name} ...", flush=True)
-        results[name] = importlib.import_module(f"streams.benchmarks.{name}").run(args.quick)
+        results[name] = importlib.import_module(f"streams.bench.{name}").run(args.quick)
         print(json.dumps(results[name], indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import cv2
 
-from detectors.vision.evaluation import read_counts_csv
 from detectors.vision.fitting import calibrate
-from detectors.vision.source import Frame, FrameSource
-from streams.camera import load_camera_config
+from streams.edge.camera import load_camera_config
+from streams.edge.capture import Frame, FrameSource
+from streams.offline.vision_truth import read_counts_csv
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import cv2
 
-from detectors.vision.source import FrameSource
-from streams.camera import (
+from streams.edge.camera import (
     CameraProcess,
     CsvSink,
     frame_numbering,
     load_calibration,
     load_camera_config,
 )
+from streams.edge.capture import FrameSource
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         items = frame_numbering(source, sink)
         close = sink.close
     else:
-        from streams.edge import ReadingProducer  # Kafka only when publishing
+        from streams.edge.producer import ReadingProducer  # Kafka only when publishing
 
         producer = ReadingProducer()
         sink, items, close = producer.send, source, producer.close

@@ -57,8 +57,8 @@ def _wait_for_page(url: str, worker: subprocess.Popen, timeout_s: float = 120) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from streams.kafka_local import BrokerConfig, KafkaLocalError, down, status, up
-    from streams.settings import get_settings
+    from streams.config.settings import get_settings
+    from streams.ops.kafka_local import BrokerConfig, KafkaLocalError, down, status, up
 
     settings = get_settings()
     log_dir = settings.state_dir / "demo"

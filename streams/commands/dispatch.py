@@ -48,7 +48,7 @@ def format_alert(alert: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer
 
-    from streams.settings import get_settings
+    from streams.config.settings import get_settings
 
     settings = get_settings()
     consumer = KafkaConsumer(

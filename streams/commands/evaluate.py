@@ -7,7 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from detectors.evaluation import (
+from detectors.forecast import DensityForecaster
+from streams.config.settings import ROOT
+from streams.offline.evaluation import (
     MELBOURNE_EVENTS,
     MELBOURNE_KNOWN,
     SCENARIOS,
@@ -18,9 +20,7 @@ from detectors.evaluation import (
     score_series,
     synthetic,
 )
-from detectors.forecast import DensityForecaster
-from detectors.series import read_series
-from streams.settings import ROOT
+from streams.offline.series import read_series
 
 DATA = ROOT.parent / "shared" / "data" / "pedestrian"
 SEEDS = range(5)

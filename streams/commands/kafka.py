@@ -1,13 +1,13 @@
-"""``crowdsafe kafka up|down|status``: the local single-node broker (streams/kafka_local.py)."""
+"""``crowdsafe kafka up|down|status``: the local single-node broker (streams/ops/kafka_local.py)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from streams import kafka_local
-from streams.settings import get_settings
-from streams.topics_admin import TopicPartitionsMismatch, app_topics, ensure_topics
+from streams.ops import kafka_local
+from streams.config.settings import get_settings
+from streams.ops.topics import TopicPartitionsMismatch, app_topics, ensure_topics
 
 
 def register(sub: argparse._SubParsersAction) -> None:

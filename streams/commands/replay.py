@@ -1,6 +1,6 @@
 """``crowdsafe replay``: publish a recorded series to ``crowd.readings`` as sensor readings.
 
-Each CSV row becomes one :class:`streams.records.Reading` with the row's original event time, so
+Each CSV row becomes one :class:`streams.schema.payloads.Reading` with the row's original event time, so
 the worker scores the replay exactly as ``crowdsafe backtest`` scores the file. A blank value is
 published as an ``offline`` reading (an outage, never a zero), as a live sensor would report it.
 """
@@ -15,9 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from detectors.series import SeriesError, SeriesRow, read_series, time_order
 from streams.commands.backtest import add_series_args
-from streams.records import Reading
+from streams.offline.series import SeriesError, SeriesRow, read_series, time_order
+from streams.schema.payloads import Reading
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def readings(
     ``seq_base``; the command passes the wall clock in µs, so a second replay of the same file
     is not taken for re-delivered readings).
 
-    >>> from detectors.series import SeriesRow
+    >>> from streams.offline.series import SeriesRow
     >>> rows = [SeriesRow(1, 2, "t", 1_700_000_000_000, 12.4), SeriesRow(2, 3, "u", 1_700_000_060_000, None)]
     >>> [(r["seq"], r.get("count"), r["status"]) for r in readings(rows, "z1", "replay:x")]
     [(0, 12, 'ok'), (1, None, 'offline')]
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     # kafka-python only when actually publishing.
     from kafka.errors import KafkaError
 
-    from streams.edge import ReadingProducer
+    from streams.edge.producer import ReadingProducer
 
     source_id = args.source_id or f"replay:{args.input.name}"
     try:

@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
-from streams.records import SCHEMA_VERSION, SCHEMAS
-from streams.settings import ROOT
+from streams.config.settings import ROOT
+from streams.schema.payloads import SCHEMA_VERSION, SCHEMAS
 
 DEFAULT_DIR = ROOT / "deploy" / "schemas"
 

@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from streams.simulator import SCENARIOS, TICK_S, Simulator
+from streams.edge.simulator import SCENARIOS, TICK_S, Simulator
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from streams.edge import ReadingProducer
-    from streams.settings import get_settings
-    from streams.site import load_site
+    from streams.config.settings import get_settings
+    from streams.config.site import load_site
+    from streams.edge.producer import ReadingProducer
 
     if args.speed < 0:
         raise SystemExit("crowdsafe simulate: --speed must be >= 0")

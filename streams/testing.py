@@ -1,0 +1,160 @@
+"""An isolated worker on a real broker: its own topic names, app id, state folder and web port.
+
+Used by the integration tests and the pipeline benchmark, so that runs never see each other's
+topics, consumer groups or table state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Sandbox:
+    """One isolated worker: its own topic names, app id, state folder and web port."""
+
+    def __init__(self, bootstrap: str, tmp: Path) -> None:
+        suffix = uuid.uuid4().hex[:8]
+        self.tmp = tmp
+        self.web_port = free_port()
+        self.env = {
+            **os.environ,
+            "KAFKA_BOOTSTRAP": bootstrap,
+            "CROWDSAFE_APP_ID": f"crowdsafe-test-{suffix}",
+            "CROWDSAFE_READINGS_TOPIC": f"t-{suffix}.readings",
+            "CROWDSAFE_ZONE_STATE_TOPIC": f"t-{suffix}.zone-state",
+            "CROWDSAFE_ALERTS_TOPIC": f"t-{suffix}.alerts",
+            "CROWDSAFE_DEADLETTER_TOPIC": f"t-{suffix}.deadletter",
+            "CROWDSAFE_STATE_DIR": str(tmp / "state"),
+            "CROWDSAFE_WEB_PORT": str(self.web_port),
+            "CROWDSAFE_TOPIC_PARTITIONS": "2",
+            # Off unless a test turns it on: a test that idles past stale_after_s would
+            # otherwise see every zone's sources reported silent.
+            "CROWDSAFE_SILENCE_SWEEP_S": "0",
+        }
+        self.bootstrap = bootstrap
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def topic(self, name: str) -> str:
+        return self.env[f"CROWDSAFE_{name.upper().replace('-', '_')}_TOPIC"]
+
+    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def start_worker(self, timeout: float = 90) -> None:
+        self.starts += 1
+        log = open(self.tmp / f"worker-{self.starts}.log", "w")  # noqa: SIM115 (lives with proc)
+        self._log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "worker"],
+            env=self.env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited {self.proc.returncode}:\n{self.log_tail()}")
+            if "Worker ready" in (self.tmp / f"worker-{self.starts}.log").read_text():
+                return
+            time.sleep(0.5)
+        raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
+
+    def stop_worker(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        if getattr(self, "_log", None):
+            self._log.close()
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = (self.tmp / f"worker-{self.starts}.log").read_text()
+        return "\n".join(text.splitlines()[-lines:])
+
+    def producer(self):
+        from streams.edge.producer import ReadingProducer
+
+        return ReadingProducer(self.bootstrap, self.topic("readings"))
+
+    def read(self, topic: str, until, timeout: float = 60) -> list[dict]:
+        """Records of ``topic`` (JSON values) from the start, until ``until(records)`` is true."""
+        from kafka import KafkaConsumer
+
+        consumer = KafkaConsumer(
+            self.topic(topic),
+            bootstrap_servers=self.bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=1000,
+        )
+        records: list[dict] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and not until(records):
+                for message in consumer:
+                    records.append(json.loads(message.value))
+        finally:
+            consumer.close()
+        return records
+
+    def simulate_surge_until_now(self, duration_s: int = 800) -> None:
+        """Publish the surge scenario's first ``duration_s`` seconds, ending now: by default
+        into the surge's hold (critical from ~t+9 min to t+14 min), so the surge zone has an
+        open critical alert and every zone was updated seconds ago."""
+        from datetime import UTC, datetime, timedelta
+
+        start = datetime.now(UTC) - timedelta(seconds=duration_s)
+        result = self.cli(
+            "simulate", "--scenario", "surge", "--speed", "0", "--quiet",
+            "--duration", str(duration_s), "--start", start.isoformat(),
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(f"simulate failed: {result.stderr}")
+
+    def ensure_topics(self) -> None:
+        from streams.config.settings import Settings
+        from streams.ops.topics import app_topics, ensure_topics
+
+        env = {k: v for k, v in self.env.items() if k.startswith(("CROWDSAFE_", "KAFKA_"))}
+        ensure_topics(self.bootstrap, app_topics(Settings(**_settings_kwargs(env))))
+
+
+def _settings_kwargs(env: dict[str, str]) -> dict[str, str]:
+    """Settings fields from CROWDSAFE_* variables (without touching os.environ)."""
+    out = {
+        k.removeprefix("CROWDSAFE_").lower(): v
+        for k, v in env.items()
+        if k.startswith("CROWDSAFE_")
+    }
+    if "KAFKA_BOOTSTRAP" in env:
+        out["KAFKA_BOOTSTRAP"] = env["KAFKA_BOOTSTRAP"]  # the field's alias
+    return out

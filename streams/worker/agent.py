@@ -1,0 +1,92 @@
+"""The worker's agent and silence timer: batches of messages to zone state and alerts.
+
+Readings are parsed (bad ones dead-lettered), grouped by zone and applied by the zone processor,
+one table write per zone per batch. A tick on partition ``p`` makes the agent sweep the site's
+zones of that partition for silence (:meth:`streams.zone.processor.ZoneProcessor.sweep`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import faust
+from mode.utils.logging import get_logger
+
+from streams.schema.intake import Rejected, parse_message
+from streams.worker.faust_compat import set_current_event
+from streams.worker.publish import Publisher
+
+log = get_logger(__name__)
+
+
+def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported: no cycle)
+    app, settings = w.faust, w.settings
+    publisher = Publisher(w)
+
+    @app.agent(w.topics.inputs, name="process")
+    async def process(stream: faust.StreamT) -> None:
+        async for events in stream.take_events(500, within=0.2):
+            await handle_batch(w, publisher, stream, events)
+
+    if settings.silence_sweep_s > 0:
+
+        @app.timer(interval=settings.silence_sweep_s, on_leader=True)
+        async def tick() -> None:
+            """One tick per partition, from the leader only: the worker holding the partition
+            sweeps its zones (a few messages per interval, whatever the number of zones)."""
+            for partition in range(settings.topic_partitions):
+                await w.topics.ticks.send(value=b"{}", partition=partition)
+
+
+async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: list) -> None:
+    settings, site, zones = w.settings, w.site, w.zones
+    w.metrics.batch.observe(len(events))
+    by_zone: dict[str, list] = defaultdict(list)
+    zone_events: dict[str, list[faust.EventT]] = defaultdict(list)
+    ticks: dict[int, faust.EventT] = {}
+    for event in events:
+        if event.message.topic == settings.ticks_topic:
+            ticks[event.message.partition] = event
+            continue
+        try:
+            latest_ok_ms = int((time.time() + settings.max_future_skew_s) * 1000)
+            readings = parse_message(event.key, event.value, site, latest_ok_ms)
+        except Rejected as exc:
+            await publisher.dead_letter(event, str(exc), exc.code)
+            continue
+        by_zone[readings[0].zone_id].extend(readings)
+        zone_events[readings[0].zone_id].append(event)
+    for zone_id, readings in by_zone.items():
+        # The table's partition is taken from the current event: make it this zone's own event,
+        # so a batch spanning partitions reads and writes each zone where it belongs.
+        set_current_event(stream, zone_events[zone_id][-1])
+        try:
+            outcome = w.processor.apply(zone_id, zones[zone_id], readings, int(time.time() * 1000))
+        except Exception as exc:  # noqa: BLE001 - one zone's failure must not cost the batch
+            log.exception("zone %s: readings could not be processed", zone_id)
+            for event in zone_events[zone_id]:
+                await publisher.dead_letter(
+                    event, f"processing failed: {exc!r}"[:500], "processing"
+                )
+            continue
+        # Alerts are delivered before the state that records them is written: a crash in
+        # between repeats an alert after the restart rather than losing it.
+        await publisher.publish(zone_id, outcome)
+        zones[zone_id] = outcome.state
+    for partition, event in ticks.items():
+        await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
+
+
+async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> None:
+    """Judge the silent zones of one partition (its tick is the current event: the table's
+    store is per partition)."""
+    set_current_event(stream, event)
+    now_ms = int(time.time() * 1000)
+    for zone_id in w.zones_by_partition.get(partition, ()):
+        if zone_id in skip or zone_id not in w.zones:
+            continue  # it just spoke, or never did
+        outcome = w.processor.sweep(zone_id, w.zones[zone_id], now_ms, since_ms=w.started_ms)
+        if outcome.alerts:  # the sweep changes state only with a transition
+            await publisher.publish(zone_id, outcome, from_readings=False)
+            w.zones[zone_id] = outcome.state

@@ -1,0 +1,112 @@
+"""The crowdsafe worker, built from settings by :func:`build_app`: readings in, zone state and
+alerts out.
+
+crowd.readings (keyed by zone_id) ──process──▶ crowd.zone-state
+{app_id}.ticks (one per partition) ─┘  │  └──▶ crowd.alerts
+                                       └─────▶ crowd.deadletter
+
+Nothing happens at import time: ``crowdsafe worker`` (and any test) calls :func:`build_app`,
+which loads the site, creates the Faust app, its topics and table, and registers the agent, the
+timer and the web views on that app only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import faust
+from kafka.partitioner.default import murmur2
+
+from streams.config.settings import Settings
+from streams.config.site import Site, load_site
+from streams.worker import faust_compat
+from streams.worker.metrics import WorkerMetrics
+from streams.worker.state_view import LiveView
+from streams.zone.processor import ZoneProcessor
+
+_RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
+
+
+@dataclass
+class Topics:
+    inputs: faust.TopicT  # readings and ticks, co-partitioned
+    ticks: faust.TopicT
+    zone_state: faust.TopicT
+    alerts: faust.TopicT
+    deadletter: faust.TopicT
+
+
+@dataclass
+class WorkerApp:
+    """One worker: the Faust app and everything its agent uses, built from settings."""
+
+    settings: Settings
+    site: Site
+    faust: faust.App
+    topics: Topics
+    zones: faust.types.TableT  # per-zone state, changelogged
+    processor: ZoneProcessor
+    metrics: WorkerMetrics
+    view: LiveView = field(default_factory=LiveView)
+    started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
+    # Site zones by the readings partition their key maps to (Kafka's murmur2, as producers use).
+    zones_by_partition: dict[int, list[str]] = field(default_factory=dict)
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (murmur2) partitioner gives ``key``.
+
+    >>> partition_of(b"main-square", 4) == partition_of(b"main-square", 4)
+    True
+    """
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
+    """The worker's Faust app with its topics, table, agent, silence timer and web views."""
+    faust_compat.check()
+    site = site or load_site(settings.site)
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store=settings.store,
+        datadir=str(settings.state_dir / "worker" / settings.app_id),
+        topic_partitions=settings.topic_partitions,
+        web_host="127.0.0.1",
+        web_port=settings.web_port,
+        producer_linger=0.02,
+        autodiscover=False,
+    )
+    n = settings.topic_partitions
+    ticks = app.topic(settings.ticks_topic, partitions=n, **_RAW)
+    topics = Topics(
+        # The agent reads both: tick partition p wakes the sweep of readings partition p.
+        inputs=app.topic(settings.readings_topic, settings.ticks_topic, partitions=n, **_RAW),
+        ticks=ticks,
+        zone_state=app.topic(settings.zone_state_topic, partitions=n, **_RAW),
+        alerts=app.topic(settings.alerts_topic, partitions=n, **_RAW),
+        deadletter=app.topic(settings.deadletter_topic, partitions=n, **_RAW),
+    )
+    by_partition: dict[int, list[str]] = {p: [] for p in range(n)}
+    for zone in site.zones:
+        by_partition[partition_of(zone.id.encode(), n)].append(zone.id)
+    worker = WorkerApp(
+        settings=settings,
+        site=site,
+        faust=app,
+        topics=topics,
+        # Per-zone state (sources, gate integral, detectors, alert episodes): changelogged, so a
+        # restart recovers it.
+        zones=app.Table("zones", default=dict, partitions=n),
+        processor=ZoneProcessor(site),
+        metrics=WorkerMetrics(),
+        zones_by_partition=by_partition,
+    )
+    # Imported here, not at module level: each registers on this app only.
+    from streams.worker.agent import register_agent
+    from streams.worker.views import register_views
+
+    register_agent(worker)
+    register_views(worker)
+    return worker

@@ -1,0 +1,60 @@
+"""What the worker sends: zone states, alerts and dead letters, with their metrics."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import faust
+
+from streams.zone.processor import Outcome
+
+
+def to_json(value: dict) -> bytes:
+    # allow_nan=False: NaN/Infinity are not JSON, and consumers in other languages choke on them.
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+
+
+class Publisher:
+    def __init__(self, w) -> None:  # w: streams.worker.app.WorkerApp
+        self.w = w
+
+    async def dead_letter(self, event: faust.EventT, reason: str, code: str) -> None:
+        msg = event.message
+        record = {
+            "v": 1,
+            "reason": reason,
+            "topic": msg.topic,
+            "partition": msg.partition,
+            "offset": msg.offset,
+            "key_b64": base64.b64encode(msg.key).decode() if msg.key else None,
+            "value_b64": base64.b64encode(msg.value or b"").decode(),
+            "received_at": int(time.time() * 1000),
+        }
+        self.w.metrics.rejected.labels(code).inc()
+        await self.w.topics.deadletter.send(key=msg.key, value=to_json(record))
+
+    async def publish(self, zone_id: str, outcome: Outcome, from_readings: bool = True) -> None:
+        w, metrics = self.w, self.w.metrics
+        now = time.time()
+        for r in outcome.applied:  # accepted readings; re-deliveries count as duplicates only
+            metrics.readings.labels(r.kind).inc()
+            metrics.lag.observe(max(now - r.ts / 1000, 0))
+        metrics.duplicates.inc(outcome.duplicates)
+        key = zone_id.encode()
+        if outcome.zone_state is not None:
+            w.view.add_zone_state(outcome.zone_state)
+            metrics.observe_zone(outcome.zone_state, from_readings)
+        topic_name = w.topics.zone_state.get_topic_name()
+        for zone_state in outcome.zone_states:
+            # Straight to the transport's producer: many small records per batch, and Faust's
+            # topic.send bookkeeping (futures, callbacks) per record costs more than the work.
+            await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
+        delivered = []
+        for alert in outcome.alerts:
+            metrics.alerts.labels(alert["kind"], alert["severity"], alert["state"]).inc()
+            w.view.add_alert(alert)
+            delivered.append(await w.topics.alerts.send(key=key, value=to_json(alert)))
+        for fut in delivered:  # alerts are few: wait until the broker has them
+            await fut

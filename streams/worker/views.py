@@ -1,0 +1,69 @@
+"""Web views of the worker: the command-centre page, its JSON feeds and Prometheus metrics.
+
+Registered on one app by :func:`register_views`; nothing else of Faust's web is meant to be
+served to users."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from faust.web import Request, Response, View
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+PAGE = Path(__file__).parent / "web" / "index.html"
+
+
+def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
+    app, site = w.faust, w.site
+
+    @app.page("/")
+    class CommandCentre(View):
+        async def get(self, request: Request) -> Response:
+            return self.html(PAGE.read_text())
+
+    @app.page("/api/zones")
+    class Zones(View):
+        async def get(self, request: Request) -> Response:
+            # Zones with no reading yet still show, with their thresholds, so a dead zone is visible.
+            known = {
+                z.id: {
+                    "zone_id": z.id,
+                    "name": z.name,
+                    "kind": z.kind,
+                    "area_m2": z.area_m2,
+                    "warning": site.thresholds(z).warning,
+                    "critical": site.thresholds(z).critical,
+                    "ts": None,
+                    "density": None,
+                }
+                for z in site.zones
+            }
+            return self.json(
+                {
+                    "site": site.site.name,
+                    # The page measures "updated N s ago" and staleness against the worker's clock,
+                    # so a skewed browser clock in the command centre can't hide a silent zone.
+                    "now": int(time.time() * 1000),
+                    "stale_after_s": site.defaults.stale_after_s,
+                    "zones": [
+                        w.view.zone_states.get(zone_id, placeholder)
+                        for zone_id, placeholder in known.items()
+                    ],
+                }
+            )
+
+    @app.page("/api/alerts")
+    class Alerts(View):
+        async def get(self, request: Request) -> Response:
+            try:
+                limit = max(1, min(int(request.query.get("limit", 50)), 200))
+            except ValueError:
+                return self.json({"error": "limit must be a whole number"}, status=400)
+            return self.json({"alerts": list(reversed(w.view.alerts[-limit:]))})
+
+    @app.page("/metrics")
+    class Metrics(View):
+        async def get(self, request: Request) -> Response:
+            body = generate_latest(w.metrics.registry)
+            return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])

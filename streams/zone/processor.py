@@ -1,0 +1,314 @@
+"""Per-zone processing: readings in, zone state and alert transitions out.
+
+Plain Python over the site model and a JSON-able state dict per zone, so it runs inside the Faust
+agent (one table write per zone per batch), in tests and in benchmarks alike. Readings are applied
+one at a time in order, so results do not depend on how the stream was batched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from detectors.alerting import Alarm, Episode, Transition
+from detectors.anomaly import SeasonalAnomalyDetector
+from detectors.density import LevelEstimate, density, fuse_levels, integrate_gates
+from detectors.forecast import DensityForecaster, Forecast
+from detectors.los import level_of_service
+from streams.config.site import Site, Zone
+from streams.schema.payloads import SCHEMA_VERSION, Reading
+
+UNKNOWN_SOURCE_TTL_MS = 86_400_000
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one batch of readings did to one zone."""
+
+    state: dict[str, Any]
+    # One zone state per distinct event time: the state after the last reading stamped then
+    # (one per tick for live sources, one per row for a replayed series).
+    zone_states: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    applied: list[Reading] = field(default_factory=list)  # duplicates left out
+    duplicates: int = 0
+
+    @property
+    def zone_state(self) -> dict[str, Any] | None:
+        """The zone's state after the whole batch."""
+        return self.zone_states[-1] if self.zone_states else None
+
+
+class ZoneProcessor:
+    """Applies readings to zone state using the site's zones, sources and thresholds."""
+
+    def __init__(self, site: Site) -> None:
+        self.site = site
+        self._alarms: dict[str, dict[str, Alarm]] = {
+            z.id: {
+                "density": site.density_alarm(z),
+                "anomaly": site.anomaly_alarm(z),
+                "forecast": site.forecast_alarm(z),
+                "source-offline": site.source_offline_alarm(z),
+            }
+            for z in site.zones
+        }
+        self._utc_offset_min = site.utc_offset_min()
+        self._configured = {
+            z.id: {s.id for s in site.sources if z.id in s.zones} for z in site.zones
+        }
+
+    def apply(
+        self,
+        zone_id: str,
+        state: dict[str, Any],
+        readings: list[Reading],
+        arrived_ms: int | None = None,
+    ) -> Outcome:
+        """Apply ``readings`` (``arrived_ms``: wall-clock time they arrived, for :meth:`sweep`)."""
+        zone = self.site.zone(zone_id)
+        state = state or {"sources": {}, "gate_occupancy": 0.0, "episodes": {}}
+        out = Outcome(state=state)
+        # Detector state is decoded once per batch and written back once: not once per reading.
+        anomaly, forecaster = self._detectors(zone, state)
+        episodes = {k: Episode.from_state(v) for k, v in state["episodes"].items()}
+        for r in sorted(readings, key=lambda r: (r.ts, r.source_id, r.seq)):
+            if not self._record(state, r):
+                out.duplicates += 1
+                continue
+            out.applied.append(r)
+            snapshot = self._snapshot(zone, state, r.ts)
+            inflow = _net_inflow(r)
+            score = anomaly.update(r.ts, snapshot["occupancy"])
+            forecast = forecaster.update(r.ts, snapshot["occupancy"], inflow)
+            snapshot.update(_forecast_fields(score, forecast, snapshot["occupancy"] is None))
+            out.alerts.extend(self._alerts(zone, episodes, snapshot))
+            if out.zone_states and out.zone_states[-1]["ts"] == snapshot["ts"]:
+                out.zone_states[-1] = snapshot
+            else:
+                out.zone_states.append(snapshot)
+        if arrived_ms is not None and out.zone_states:
+            state["arrived_ms"] = arrived_ms
+        state["anomaly"], state["forecast"] = anomaly.to_state(), forecaster.to_state()
+        state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
+        return out
+
+    def sweep(self, zone_id: str, state: dict[str, Any], now_ms: int, since_ms: int = 0) -> Outcome:
+        """Check a zone none of whose sources has said anything for a while (wall clock).
+
+        Staleness is otherwise judged on event time when a reading arrives, so a zone whose
+        every source dies without an outage reading would never be re-judged. The zone is
+        judged at the event time it would have reached (its newest reading plus the silence);
+        only the source-offline alarm is fed, and only a transition is published. Silence is
+        counted from ``since_ms`` at the earliest (the worker's start): a restarted worker first
+        catches up with its backlog instead of calling every zone blind.
+        """
+        out = Outcome(state=state)
+        if not state or "arrived_ms" not in state:
+            return out
+        silence_ms = now_ms - max(state["arrived_ms"], since_ms)
+        if silence_ms <= self.site.defaults.stale_after_s * 1000:
+            return out
+        zone = self.site.zone(zone_id)
+        # Every source is stale by now, so the zone is blind: of the alarms only source-offline
+        # is fed, through the same path as for readings.
+        snapshot = self._snapshot(zone, state, state["ts"] + silence_ms)
+        snapshot.update(_forecast_fields(None, Forecast(), blind=True))
+        episodes = {k: Episode.from_state(v) for k, v in state["episodes"].items()}
+        out.alerts = self._alerts(zone, episodes, snapshot)
+        if out.alerts:
+            state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
+            out.zone_states.append(snapshot)
+        return out
+
+    def _sources_down(self, zone: Zone, snap: dict[str, Any]) -> float:
+        """2: the zone is blind (no fresh source); 1: some of its configured sources are stale
+        or offline; 0: all report. Sources not in the site file never count as down."""
+        if snap["occupancy"] is None:
+            return 2.0
+        down = snap["sources"]["stale"] + snap["sources"]["offline"]
+        configured = self._configured[zone.id]
+        return 1.0 if any(sid in configured for sid in down) else 0.0
+
+    def _detectors(
+        self, zone: Zone, state: dict[str, Any]
+    ) -> tuple[SeasonalAnomalyDetector, DensityForecaster]:
+        if "anomaly" in state:
+            anomaly = SeasonalAnomalyDetector.from_state(state["anomaly"])
+        else:
+            anomaly = SeasonalAnomalyDetector(utc_offset_min=self._utc_offset_min)
+        if "forecast" in state:
+            forecaster = DensityForecaster.from_state(state["forecast"])
+        else:
+            t = self.site.thresholds(zone)
+            forecaster = DensityForecaster(zone.area_m2, t.warning, t.critical)
+        return anomaly, forecaster
+
+    def _record(self, state: dict[str, Any], r: Reading) -> bool:
+        """Update the source's state; False for a duplicate (replayed or re-delivered) reading."""
+        src = state["sources"].get(r.source_id)
+        if src is not None and r.seq <= src["seq"]:
+            return False
+        src = src or {"kind": r.kind}
+        src.update(seq=r.seq, ts=max(r.ts, src.get("ts", 0)), status=r.status, reason=r.reason)
+        state["sources"][r.source_id] = src
+        state["ts"] = max(r.ts, state.get("ts", 0))
+        if r.status != "ok":
+            return True
+        if r.entered is not None or r.exited is not None:
+            entered, exited = r.entered or 0, r.exited or 0
+            state["gate_occupancy"] = integrate_gates(state["gate_occupancy"], entered, exited)
+            src["flow_ts"] = r.ts
+        if r.count is not None:
+            # Stamped with its own time: a source that once sent a count and now only sends
+            # crossings must not pin the zone to that old count.
+            src["estimate"], src["estimate_ts"] = self._level_estimate(r), r.ts
+        self._forget_unknown_sources(state, r.ts)
+        return True
+
+    def _forget_unknown_sources(self, state: dict[str, Any], ts: int) -> None:
+        """Sources not in the site file (a replay, a typo) are dropped after a day of silence,
+        so a stream of odd source ids cannot grow the zone's table entry without bound."""
+        limit = ts - UNKNOWN_SOURCE_TTL_MS
+        for sid in [sid for sid, src in state["sources"].items() if src["ts"] < limit]:
+            if sid not in self.site.source_by_id:
+                del state["sources"][sid]
+
+    def _level_estimate(self, r: Reading) -> float:
+        source = self.site.source_by_id.get(r.source_id)
+        if source is None:  # not (yet) in the site file: taken at face value
+            return float(r.count)
+        if r.kind == "camera":
+            return r.count / source.coverage_of(r.zone_id)
+        return r.count * source.scale
+
+    def _snapshot(self, zone: Zone, state: dict[str, Any], ts: int) -> dict[str, Any]:
+        stale_ms = self.site.defaults.stale_after_s * 1000
+        fresh, stale, offline, levels = [], [], [], []
+        gate_fresh = False
+        for sid, src in sorted(state["sources"].items()):
+            if src["status"] != "ok":
+                offline.append(sid)
+            elif ts - src["ts"] > stale_ms:
+                stale.append(sid)
+            else:
+                fresh.append(sid)
+                if "estimate" in src and ts - src["estimate_ts"] <= stale_ms:
+                    weight = (
+                        self.site.source_by_id[sid].weight if sid in self.site.source_by_id else 1
+                    )
+                    levels.append(LevelEstimate(sid, src["estimate"], weight))
+                if "flow_ts" in src and ts - src["flow_ts"] <= stale_ms:
+                    gate_fresh = True
+        occupancy = fuse_levels(levels)
+        if occupancy is not None:
+            state["gate_occupancy"] = occupancy  # re-anchor gates to what the cameras see
+        elif gate_fresh:
+            occupancy = state["gate_occupancy"]
+        t = self.site.thresholds(zone)
+        rho = None if occupancy is None else density(occupancy, zone.area_m2)
+        return {
+            "v": SCHEMA_VERSION,
+            "zone_id": zone.id,
+            "name": zone.name,
+            "kind": zone.kind,
+            "ts": ts,
+            "occupancy": None if occupancy is None else round(occupancy, 1),
+            "area_m2": zone.area_m2,
+            "density": None if rho is None else round(rho, 4),
+            "los": None if rho is None else level_of_service(rho, zone.kind),
+            "warning": t.warning,
+            "critical": t.critical,
+            "sources": {"fresh": fresh, "stale": stale, "offline": offline},
+        }
+
+    def _alerts(self, zone: Zone, episodes: dict[str, Episode], snap: dict[str, Any]) -> list[dict]:
+        alerts = []
+        blind = snap["occupancy"] is None
+        values = {
+            "density": snap["density"],
+            "anomaly": snap["anomaly_score"],
+            "forecast": snap["minutes_to_critical"],
+            "source-offline": self._sources_down(zone, snap),
+        }
+        for kind, alarm in self._alarms[zone.id].items():
+            value = values[kind]
+            if kind in ("density", "anomaly") and value is None:
+                continue  # nothing known (blind, warming up): nothing raises or clears either
+            if kind == "forecast" and blind:
+                continue  # no forecast while blind; None otherwise means "not heading there"
+            ep = episodes.setdefault(kind, Episode())
+            transition = alarm.update(ep, snap["ts"], value)
+            if transition:
+                alerts.append(alert_record(zone, kind, transition, snap))
+        return alerts
+
+
+def _net_inflow(r: Reading) -> float | None:
+    if r.status != "ok" or (r.entered is None and r.exited is None):
+        return None
+    return float((r.entered or 0) - (r.exited or 0))
+
+
+def _forecast_fields(score: float | None, f: Forecast, blind: bool) -> dict[str, Any]:
+    def minutes(x: float | None) -> float | None:
+        return None if x is None or blind else round(x, 1)
+
+    return {
+        "anomaly_score": None if score is None else round(score, 4),
+        "minutes_to_warning": minutes(f.minutes_to_warning),
+        "minutes_to_critical": minutes(f.minutes_to_critical),
+        "minutes_to_critical_low": minutes(f.critical_low),
+        "minutes_to_critical_high": minutes(f.critical_high),
+    }
+
+
+def alert_record(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> dict[str, Any]:
+    """The ``crowd.alerts`` payload for one transition."""
+    return {
+        "v": SCHEMA_VERSION,
+        "alert_id": f"{zone.id}/{kind}/{t.started_at}",
+        "zone_id": zone.id,
+        "zone_name": zone.name,
+        "kind": kind,
+        "severity": t.severity,
+        "state": t.state,
+        "value": None if t.value != t.value else round(t.value, 4),  # NaN -> null
+        "threshold": round(t.threshold, 4),
+        "started_at": t.started_at,
+        "ts": t.ts,
+        "message": _message(zone, kind, t, snap),
+    }
+
+
+def _message(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> str:
+    if kind == "density":
+        what = f"density {t.value:.2f} p/m² (LOS {snap['los']}, ~{snap['occupancy']:.0f} people)"
+        if t.state == "cleared":
+            return f"{zone.name}: cleared, {what} below {t.threshold:.2f} for the hold time"
+        return f"{zone.name}: {t.severity.upper()} {t.state}, {what} >= {t.threshold:.2f}"
+    head = (
+        f"{zone.name}: {t.severity.upper()} {t.state}"
+        if t.state != "cleared"
+        else f"{zone.name}: cleared"
+    )
+    if kind == "forecast":
+        if t.state == "cleared":
+            return f"{head}, no longer heading to critical density within {t.threshold:.0f} min"
+        return (
+            f"{head}, critical density ({snap['critical']:.2f} p/m²) forecast in "
+            f"{t.value:.0f} min (band {snap['minutes_to_critical_low']}-"
+            f"{snap['minutes_to_critical_high']} min), now {snap['density']:.2f} p/m²"
+        )
+    if kind == "anomaly":
+        if t.state == "cleared":
+            return f"{head}, occupancy back to its usual pattern for this hour"
+        return (
+            f"{head}, occupancy unusual for this hour (score {t.value:.2f}, "
+            f"~{snap['occupancy']:.0f} people)"
+        )
+    down = snap["sources"]["stale"] + snap["sources"]["offline"]
+    if t.state == "cleared":
+        return f"{head}, its sources are reporting again"
+    blind = " — zone is blind" if snap["occupancy"] is None else ""
+    return f"{head}, {len(down)} source(s) not reporting: {', '.join(down)}{blind}"

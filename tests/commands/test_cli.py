@@ -1,0 +1,32 @@
+"""The command line: bad configuration gives one clear line and exit 2, never a traceback."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
+
+
+def crowdsafe(*args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "streams.cli", *args], cwd=ROOT, capture_output=True, text=True,
+        env={**os.environ, **env}, timeout=60,
+    )  # fmt: skip
+
+
+def test_a_bad_site_file_names_file_line_zone_and_field(tmp_path):
+    bad = tmp_path / "site.toml"
+    bad.write_text(SITE.read_text().replace("area_m2 = 1200", "area_m2 = 0"))
+    out = crowdsafe("worker", CROWDSAFE_SITE=str(bad))
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(f"crowdsafe worker: {bad}:")
+    assert "zone 'underpass'" in out.stderr and "'area_m2'" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_bad_setting_names_the_variable():
+    out = crowdsafe("simulate", "--duration", "1", CROWDSAFE_TOPIC_PARTITIONS="many")
+    assert out.returncode == 2
+    assert "CROWDSAFE_TOPIC_PARTITIONS='many'" in out.stderr and "Traceback" not in out.stderr

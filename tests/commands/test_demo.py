@@ -1,0 +1,80 @@
+"""``crowdsafe demo`` as a user runs it: alerts appear, the page answers, Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.kafka
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _lines(stream, out: queue.Queue) -> None:
+    for line in stream:
+        out.put(line)
+
+
+def _processes_with(app_id: str) -> list[int]:
+    """Live processes whose environment carries this demo's app id."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if app_id.encode() in (entry / "environ").read_bytes():
+                status = (entry / "status").read_text()
+                if "State:\tZ" not in status:
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "streams.cli", "demo", "--speed", "120"],
+        env=pipeline.env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines: queue.Queue = queue.Queue()
+    threading.Thread(target=_lines, args=(demo.stdout, lines), daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 150
+    try:
+        while not any("RAISED" in ln and "entrance-east" in ln for ln in seen):
+            assert time.monotonic() < deadline, "".join(seen)
+            try:
+                seen.append(lines.get(timeout=1))
+            except queue.Empty:
+                assert demo.poll() is None, "".join(seen)
+        assert any("command centre at http://127.0.0.1:" in ln for ln in seen)
+        url = f"http://127.0.0.1:{pipeline.web_port}/api/zones"
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            assert len(json.load(resp)["zones"]) == 14
+        assert len(_processes_with(pipeline.env["CROWDSAFE_APP_ID"])) >= 4  # demo + 3 children
+
+        os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
+        assert demo.wait(60) == 0
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    while not lines.empty():
+        seen.append(lines.get())
+    assert "demo: stopped everything it started" in "".join(seen)
+    assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []

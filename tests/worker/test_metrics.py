@@ -1,0 +1,118 @@
+"""Worker metrics on a fresh registry: names, units, labels and what a zone state sets."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from streams.worker.metrics import WorkerMetrics
+
+
+def zone_state(zone: str = "ticket-hall", occupancy: float | None = 2000, **sources) -> dict:
+    return {
+        "zone_id": zone,
+        "occupancy": occupancy,
+        "density": None if occupancy is None else occupancy / 2500,
+        "warning": 4.0,
+        "critical": 4.7,
+        "sources": {"fresh": [], "stale": [], "offline": [], **sources},
+    }
+
+
+@pytest.fixture
+def metrics() -> WorkerMetrics:
+    return WorkerMetrics(CollectorRegistry())
+
+
+def value(m: WorkerMetrics, name: str, **labels: str) -> float | None:
+    return m.registry.get_sample_value(name, labels)
+
+
+def test_each_instance_has_its_own_registry():
+    a, b = WorkerMetrics(), WorkerMetrics()
+    a.readings.labels("camera").inc()
+    assert b.registry.get_sample_value("crowdsafe_readings_total", {"kind": "camera"}) is None
+
+
+def test_zone_state_sets_density_thresholds_and_unavailable_sources(metrics):
+    metrics.observe_zone(zone_state(stale=["cam-a"], offline=["cam-b", "gate-c"]))
+
+    assert value(metrics, "crowdsafe_zone_occupancy_persons", zone="ticket-hall") == 2000
+    density = "crowdsafe_zone_density_persons_per_square_metre"
+    assert value(metrics, density, zone="ticket-hall") == pytest.approx(0.8)
+    assert (
+        value(
+            metrics, "crowdsafe_zone_density_warning_persons_per_square_metre", zone="ticket-hall"
+        )
+        == 4.0
+    )
+    assert (
+        value(
+            metrics, "crowdsafe_zone_density_critical_persons_per_square_metre", zone="ticket-hall"
+        )
+        == 4.7
+    )
+    assert value(metrics, "crowdsafe_zone_sources_unavailable", zone="ticket-hall") == 3
+    assert (
+        value(metrics, "crowdsafe_zone_last_update_timestamp_seconds", zone="ticket-hall") > 1.7e9
+    )
+
+
+def test_blind_zone_stops_exporting_its_last_density(metrics):
+    metrics.observe_zone(zone_state(occupancy=2000))
+    metrics.observe_zone(zone_state(occupancy=None, offline=["cam-ticket-hall"]))
+
+    assert (
+        value(metrics, "crowdsafe_zone_density_persons_per_square_metre", zone="ticket-hall")
+        is None
+    )
+    assert value(metrics, "crowdsafe_zone_occupancy_persons", zone="ticket-hall") is None
+    assert value(metrics, "crowdsafe_zone_sources_unavailable", zone="ticket-hall") == 1
+    metrics.observe_zone(zone_state(occupancy=None))  # still blind: no KeyError
+
+
+def exercise(m: WorkerMetrics) -> None:
+    """One of each: labelled metrics have no samples until a label set is used."""
+    m.readings.labels("camera").inc()
+    m.rejected.labels("not JSON").inc()
+    m.duplicates.inc()
+    m.alerts.labels("density", "warning", "raised").inc()
+    m.lag.observe(0.3)
+    m.batch.observe(20)
+    m.observe_zone(zone_state())
+
+
+def test_names_follow_prometheus_conventions(metrics):
+    exercise(metrics)
+    families = list(metrics.registry.collect())
+
+    assert len(families) >= 12
+    for family in families:
+        assert re.fullmatch(r"crowdsafe_[a-z_]+", family.name), family.name
+        assert family.documentation, family.name
+        if family.type == "counter":  # the client appends _total to the sample names
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
+        else:  # a unit, or what is being counted, ends the name
+            assert re.search(r"_(seconds|messages|persons|metre|unavailable)$", family.name)
+
+
+def test_labels_stay_low_cardinality(metrics):
+    exercise(metrics)
+    allowed = {"kind", "reason", "severity", "state", "zone"}
+    labelled = set()
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            assert set(sample.labels) - {"le"} <= allowed, (family.name, sample.labels)
+            labelled |= set(sample.labels)
+    assert labelled >= allowed  # every label was actually seen, so the check above meant something
+
+
+def test_sample_names_include_unused_labelled_metrics(metrics):
+    names = metrics.sample_names()  # nothing observed yet
+
+    assert "crowdsafe_readings_total" in names
+    assert "crowdsafe_event_lag_seconds_bucket" in names
+    assert "crowdsafe_zone_density_persons_per_square_metre" in names
+    assert "crowdsafe_readings" not in names  # a counter is only ever exported with _total

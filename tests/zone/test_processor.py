@@ -1,0 +1,287 @@
+"""Zone processing without Kafka: parsing, fusion, staleness, duplicates, alerts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from streams.edge.simulator import Simulator
+
+from streams.config.site import load_site
+from streams.schema.intake import Rejected, parse_message
+from streams.schema.payloads import Reading
+from streams.zone.processor import ZoneProcessor
+
+SITE = load_site(
+    Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
+)
+T0 = 1_764_000_000_000
+
+
+def reading(source: str, zone: str, ts: int = T0, seq: int = 1, **fields) -> Reading:
+    kind = SITE.source(source).kind if source in SITE.source_by_id else "camera"
+    return Reading(source_id=source, kind=kind, zone_id=zone, ts=ts, seq=seq, **fields)
+
+
+def kinds_and_states(alerts: list[dict]) -> list[tuple[str, str]]:
+    return [(a["kind"], a["state"]) for a in alerts]
+
+
+def encode(**fields) -> bytes:
+    return json.dumps(fields).encode()
+
+
+GOOD = {
+    "source_id": "cam-underpass",
+    "kind": "camera",
+    "zone_id": "underpass",
+    "ts": T0,
+    "seq": 1,
+    "count": 10,
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        (b"\xff\xfe", "not JSON"),
+        (b"[1, 2]", "expected a JSON object"),
+        (encode(**{**GOOD, "count": "10"}), "count"),
+        (encode(**{**GOOD, "count": -1}), "count"),
+        (encode(**{**GOOD, "zone_id": "nowhere"}), "unknown zone 'nowhere'"),
+        (encode(**{**GOOD, "ts": 1_000}), "ts"),
+        (encode(**{**GOOD, "ts": T0 + 10**9}), "in the future"),
+        (encode(**{k: v for k, v in GOOD.items() if k != "count"}), "needs count"),
+        (encode(**{**GOOD, "status": "offline", "count": None}), "needs a reason"),
+        (encode(readings=[]), "readings"),
+        (encode(**{**GOOD, "count": 10**400}), "count"),  # would overflow a float
+        (encode(**{**GOOD, "count": 2**63}), "count"),  # absurd, not an overflow
+        (b"[" * 100_000 + b"]" * 100_000, "not JSON|message of"),  # nesting past recursion
+        (b'{"count": ' + b"1" * 5000 + b"}", "not JSON"),  # past Python's int digit limit
+        (encode(**{**GOOD, "speed_mps": float("inf")}), "speed_mps"),
+    ],
+)
+def test_bad_messages_are_rejected_with_a_reason(value, reason):
+    with pytest.raises(Rejected, match=reason):
+        parse_message(b"underpass", value, SITE, latest_ok_ms=T0 + 60_000)
+
+
+def test_a_keyless_message_is_rejected_because_the_key_places_the_zone_state():
+    with pytest.raises(Rejected, match="no message key") as err:
+        parse_message(None, encode(**GOOD), SITE)
+    assert err.value.code == "key"
+
+
+def test_a_source_that_once_sent_a_count_is_not_pinned_to_it():
+    p = ZoneProcessor(SITE)
+    state = p.apply(
+        "metro-interchange",
+        {},
+        [reading("gate-metro", "metro-interchange", count=0, entered=0, exited=0)],
+    ).state
+    for i in range(1, 20):
+        out = p.apply(
+            "metro-interchange",
+            state,
+            [
+                reading(
+                    "gate-metro",
+                    "metro-interchange",
+                    ts=T0 + i * 10_000,
+                    seq=1 + i,
+                    entered=100,
+                    exited=0,
+                )
+            ],
+        )
+        state = out.state
+    assert out.zone_state["occupancy"] > 1000  # the gates, not the count of 3 minutes ago
+
+
+def test_unknown_sources_count_for_occupancy_but_never_as_down_and_are_forgotten():
+    p = ZoneProcessor(SITE)
+    state = p.apply("underpass", {}, [reading("typo-cam", "underpass", count=50)]).state
+    out = p.apply(
+        "underpass", state, [reading("cam-underpass", "underpass", ts=T0 + 120_000, count=40)]
+    )
+    assert out.zone_state["sources"]["stale"] == ["typo-cam"]
+    assert [a["kind"] for a in out.alerts] == []  # a stale typo is not a camera down
+    later = p.apply(
+        "underpass",
+        out.state,
+        [reading("cam-underpass", "underpass", ts=T0 + 86_500_000, seq=2, count=40)],
+    )
+    assert "typo-cam" not in later.state["sources"]  # a day later it is gone
+
+
+def test_key_must_be_the_zone_and_batches_are_accepted():
+    with pytest.raises(Rejected, match="key 'ticket-hall'"):
+        parse_message(b"ticket-hall", encode(**GOOD), SITE)
+    batch = encode(readings=[GOOD, {**GOOD, "seq": 2, "count": 12}])
+    assert [r.count for r in parse_message(b"underpass", batch, SITE)] == [10, 12]
+
+
+def test_cameras_are_scaled_by_coverage_and_weighted():
+    p = ZoneProcessor(SITE)
+    out = p.apply(
+        "main-square",
+        {},
+        [
+            reading("cam-square-n", "main-square", count=1000),  # coverage 0.5 -> 2000
+            reading("cam-square-s", "main-square", count=1500),  # coverage 0.5 -> 3000
+            reading("lookout-square", "main-square", count=2250),  # 0.9 -> 2500, weight 0.5
+        ],
+    )
+    assert out.zone_state["occupancy"] == pytest.approx((2000 + 3000 + 0.5 * 2500) / 2.5)
+    assert out.zone_state["density"] == pytest.approx(2500 / 32000, abs=1e-4)
+
+
+def test_stale_and_offline_sources_are_left_out_never_read_as_zero():
+    p = ZoneProcessor(SITE)
+    state = p.apply("main-square", {}, [reading("cam-square-n", "main-square", count=1000)]).state
+    later = T0 + 61_000  # cam-square-n is now more than 60 s behind
+    out = p.apply(
+        "main-square",
+        state,
+        [
+            reading("cam-square-s", "main-square", ts=later, count=2000),
+            reading("lookout-square", "main-square", ts=later, status="offline", reason="lost"),
+        ],
+    )
+    zs = out.zone_state
+    assert zs["occupancy"] == 4000  # only cam-square-s: 2000 / 0.5
+    assert zs["sources"] == {
+        "fresh": ["cam-square-s"],
+        "stale": ["cam-square-n"],
+        "offline": ["lookout-square"],
+    }
+
+
+def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_open():
+    p = ZoneProcessor(SITE)
+    out = p.apply("metro-stairs", {}, [reading("cam-metro-stairs", "metro-stairs", count=700)])
+    assert kinds_and_states(out.alerts) == [("density", "raised")]  # 700/240 m² = 2.9 > 2.7
+    out = p.apply(
+        "metro-stairs",
+        out.state,
+        [
+            reading(
+                "cam-metro-stairs",
+                "metro-stairs",
+                ts=T0 + 600_000,
+                seq=2,
+                status="offline",
+                reason="video signal lost",
+            )
+        ],
+    )
+    assert out.zone_state["density"] is None and out.zone_state["los"] is None
+    assert out.zone_state["minutes_to_critical"] is None
+    # A blind camera neither clears nor escalates the density alert; it raises its own.
+    assert kinds_and_states(out.alerts) == [("source-offline", "raised")]
+    assert out.alerts[0]["severity"] == "critical"  # the zone's only source: the zone is blind
+    assert "zone is blind" in out.alerts[0]["message"]
+
+
+def test_gates_carry_the_zone_between_camera_readings_and_alone():
+    p = ZoneProcessor(SITE)
+    state = p.apply(
+        "metro-interchange", {}, [reading("cam-metro-concourse", "metro-interchange", count=600)]
+    ).state  # 600/0.6
+    assert state["gate_occupancy"] == 1000
+    out = p.apply(
+        "metro-interchange",
+        state,
+        [reading("gate-metro", "metro-interchange", ts=T0 + 70_000, entered=300, exited=100)],
+    )
+    assert out.zone_state["occupancy"] == 1200  # camera stale: 1000 + 300 - 100
+    assert out.zone_state["sources"]["stale"] == ["cam-metro-concourse"]
+
+
+def test_re_delivered_readings_are_dropped_so_gates_never_count_twice():
+    p = ZoneProcessor(SITE)
+    gate = reading("gate-metro", "metro-interchange", entered=50, exited=0, seq=7)
+    state = p.apply("metro-interchange", {}, [gate]).state
+    again = p.apply("metro-interchange", state, [gate])
+    assert again.duplicates == 1 and again.state["gate_occupancy"] == 50
+    assert again.applied == []  # nor counted as an accepted reading
+
+
+def test_result_does_not_depend_on_batching():
+    sim = Simulator(SITE, "surge", start_ms=T0)
+    readings = []
+    for ts, rs in sim.ticks():
+        if ts - T0 > sim.length_s * 1000:
+            break
+        readings += [Reading.model_validate(r) for r in rs if r["zone_id"] == "entrance-east"]
+
+    def run(batch: int) -> list[tuple]:
+        p, state, alerts = ZoneProcessor(SITE), {}, []
+        for i in range(0, len(readings), batch):
+            out = p.apply("entrance-east", state, readings[i : i + batch])
+            state, alerts = out.state, alerts + out.alerts
+        return [(a["state"], a["ts"], a["alert_id"]) for a in alerts if a["kind"] == "density"]
+
+    one_by_one = run(1)
+    assert [s for s, *_ in one_by_one] == ["raised", "escalated", "cleared"]
+    assert run(7) == one_by_one == run(500)
+
+
+def test_the_forecast_warns_minutes_before_the_surge_reaches_warning_density():
+    sim = Simulator(SITE, "surge", start_ms=T0)
+    p, state, alerts = ZoneProcessor(SITE), {}, []
+    for ts, rs in sim.ticks():
+        if ts - T0 > sim.length_s * 1000:
+            break
+        zone_readings = [Reading.model_validate(r) for r in rs if r["zone_id"] == "entrance-east"]
+        out = p.apply("entrance-east", state, zone_readings)
+        state, alerts = out.state, alerts + out.alerts
+    first = {}
+    for a in alerts:
+        first.setdefault((a["kind"], a["state"]), a)
+    forecast, density = first[("forecast", "raised")], first[("density", "raised")]
+    lead_s = (density["ts"] - forecast["ts"]) / 1000
+    assert lead_s >= 120, lead_s  # at least two minutes of early warning
+    assert forecast["ts"] > T0 + sim.surge.start_s * 1000  # and not before the surge began
+    assert "forecast in" in forecast["message"]
+
+
+@pytest.mark.parametrize("scenario", ["normal", "blind-camera"])
+def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
+    for hour_offset in range(0, 24, 3):
+        sim = Simulator(SITE, scenario, start_ms=T0 + hour_offset * 3_600_000)
+        p, states, alerts = ZoneProcessor(SITE), {}, []
+        for ts, rs in sim.ticks():
+            if ts - sim.start_ms > 1800_000:
+                break
+            for r in rs:
+                out = p.apply(r["zone_id"], states.get(r["zone_id"]), [Reading.model_validate(r)])
+                states[r["zone_id"]] = out.state
+                alerts += out.alerts
+        got = [(a["zone_id"], a["kind"], a["state"]) for a in alerts]
+        if scenario == "normal":
+            assert got == [], hour_offset
+        else:  # the blind camera (cam-square-n, one of main-square's three) and nothing else
+            assert got == [
+                ("main-square", "source-offline", "raised"),
+                ("main-square", "source-offline", "cleared"),
+            ], hour_offset
+            assert alerts[0]["severity"] == "warning" and "cam-square-n" in alerts[0]["message"]
+
+
+def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence():
+    p = ZoneProcessor(SITE)
+    arrived = 5_000_000
+    state = p.apply(
+        "underpass", {}, [reading("cam-underpass", "underpass", count=40)], arrived_ms=arrived
+    ).state
+    assert p.sweep("underpass", state, arrived + 59_000).alerts == []  # 60 s not yet over
+    out = p.sweep("underpass", state, arrived + 61_000)
+    assert kinds_and_states(out.alerts) == [("source-offline", "raised")]
+    assert out.alerts[0]["ts"] == T0 + 61_000  # judged at the event time it would have reached
+    assert out.zone_states[0]["occupancy"] is None
+    assert p.sweep("underpass", out.state, arrived + 71_000).alerts == []  # once per episode
+    assert p.sweep("metro-stairs", {}, arrived + 99_000).alerts == []  # never heard of: nothing
+    # A worker restarted at arrived + 50 s counts the silence from its own start.
+    assert p.sweep("underpass", state, arrived + 100_000, since_ms=arrived + 50_000).alerts == []
