@@ -8,27 +8,19 @@ Where gates report it, the net inflow (entered - exited) gives a second, indepen
 
 The forecast is ``None`` when the zone is not heading there: when the band's slower rate is not
 above zero (flat, falling or too noisy to say) or the point forecast lies beyond ``horizon_min``.
-Thresholds are per-site settings; the defaults below are those of the site file
-(deploy/sites/guangzhou-station.toml), from Still 2014 and the UK Green Guide 2008.
+Thresholds are the zone's, from the site file (never defaulted here).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 MINUTE_MS = 60_000.0
 MIN_SPAN_MIN = 3.0
 JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
 STATE_VERSION = 1
-
-# (warning, critical) persons/m². Still 2014: plan moving areas <= 2 p/m², unstable above 3;
-# moving queues <= 4 p/m², Green Guide 2008 standing maximum 4.7 p/m².
-DEFAULT_THRESHOLDS: dict[str, tuple[float, float]] = {
-    "walkway": (2.0, 3.0),
-    "queuing": (4.0, 4.7),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,15 +239,3 @@ class DensityForecaster:
         f.s0, f.s1, f.s2, f.sy, f.sty, f.syy, f.sw2 = state["s"]
         f.in_net, f.in_time = state["in"]
         return f
-
-    @classmethod
-    def for_kind(
-        cls, area_m2: float, kind: Literal["walkway", "queuing"] = "walkway", **kw: float
-    ) -> DensityForecaster:
-        """A forecaster with the default thresholds of a kind of space.
-
-        >>> DensityForecaster.for_kind(800, "queuing").critical
-        4.7
-        """
-        warning, critical = DEFAULT_THRESHOLDS[kind]
-        return cls(area_m2, warning, critical, **kw)

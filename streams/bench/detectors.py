@@ -52,9 +52,9 @@ def run(quick: bool) -> dict:
     data = _readings(n)
     anomaly = _time_per_update(SeasonalAnomalyDetector, _feed_anomaly, data, repeats)
     forecast = _time_per_update(
-        lambda: DensityForecaster.for_kind(5000.0), _feed_forecast, data, repeats
+        lambda: DensityForecaster(5000.0, 2.0, 3.0), _feed_forecast, data, repeats
     )
-    det, fc = SeasonalAnomalyDetector(), DensityForecaster.for_kind(5000.0)
+    det, fc = SeasonalAnomalyDetector(), DensityForecaster(5000.0, 2.0, 3.0)
     _feed_anomaly(det, data)
     _feed_forecast(fc, data)
     return {

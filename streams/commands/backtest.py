@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
 
 from detectors.anomaly import SeasonalAnomalyDetector
-from streams.offline.backtest import backtest, write_csv
+from detectors.los import ZoneKind
+from streams.config.settings import get_settings
+from streams.config.site import load_site
+from streams.offline.backtest import SeriesPolicy, backtest, write_csv
 from streams.offline.series import SeriesError, read_series, time_order
 
 
@@ -28,7 +32,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_series_args(p)
     p.add_argument("--area", type=float, metavar="M2", help="zone area: adds density, forecast")
-    p.add_argument("--kind", choices=("walkway", "queuing"), default="walkway")
+    p.add_argument(
+        "--kind",
+        choices=get_args(ZoneKind),
+        default="walkway",
+        help="kind of space: its thresholds come from the site file's defaults",
+    )
+    p.add_argument(
+        "--site",
+        type=Path,
+        help="site file whose [defaults] give thresholds, hysteresis and hold times "
+        "(default: CROWDSAFE_SITE)",
+    )
     p.add_argument("--inflow-col", help="column of net inflow (entered - exited) since last row")
     p.add_argument(
         "--utc-offset-min",
@@ -57,10 +72,13 @@ def run(args: argparse.Namespace) -> int:
             "backtest: rows are not in time order: scored in time order, written in file order",
             file=sys.stderr,
         )
+    policy = None
+    if args.area is not None:
+        site = load_site(args.site or get_settings().site)
+        policy = SeriesPolicy.for_series(site, args.kind, args.area)
     in_time = backtest(
         [rows[i] for i in order],
-        area_m2=args.area,
-        kind=args.kind,
+        policy,
         inflow_col=args.inflow_col,
         detector=SeasonalAnomalyDetector(utc_offset_min=args.utc_offset_min),
     )

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from detectors.forecast import DensityForecaster
-from streams.config.settings import ROOT
+from streams.config.settings import ROOT, get_settings
+from streams.config.site import load_site
 from streams.offline.evaluation import (
     MELBOURNE_EVENTS,
     MELBOURNE_KNOWN,
@@ -61,6 +62,9 @@ def _series(path: Path) -> tuple[list[int], list[float | None]]:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     thr = args.threshold
+    # The synthetic zones are walkways of the site file's default thresholds.
+    w = load_site(get_settings().site).defaults.thresholds["walkway"]
+    walkway = (w.warning, w.critical)
     header = (
         "| dataset | weeks scored | events detected | median delay | alarm episodes "
         "| false alarms / week |\n|---|---|---|---|---|---|"
@@ -145,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
             )
             total.merge(m)
             if scenario == "slow-build-up":
-                fc = DensityForecaster.for_kind(SYNTHETIC_AREA_M2, "walkway")
+                fc = DensityForecaster(SYNTHETIC_AREA_M2, *walkway)
                 got = forecast_accuracy(ts, vs, events, fc)
                 if leads is None:
                     leads = got

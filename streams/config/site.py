@@ -16,12 +16,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from detectors.alerting import Alarm
 from detectors.los import ZoneKind
 from detectors.vision.config import CameraConfig
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Positive = Annotated[float, Field(gt=0)]
+AlertSetting = float | bool | str
 
 
 class SiteError(ValueError):
@@ -67,6 +67,8 @@ class Defaults(_Strict):
     thresholds: dict[ZoneKind, Thresholds]
     anomaly: AnomalyThresholds = AnomalyThresholds()
     forecast: ForecastThresholds = ForecastThresholds()
+    # Settings of further alert kinds (streams/zone/alerts/), validated by the kind's own model.
+    alerts: dict[Id, dict[str, AlertSetting]] = {}
 
 
 class Zone(_Strict):
@@ -79,6 +81,7 @@ class Zone(_Strict):
     hold_s: Annotated[float, Field(ge=0)] | None = None
     anomaly: AnomalyThresholds | None = None
     forecast: ForecastThresholds | None = None
+    alerts: dict[Id, dict[str, AlertSetting]] = {}  # per-zone settings of further alert kinds
 
 
 class Source(_Strict):
@@ -169,33 +172,6 @@ class Site(_Strict):
             warning=zone.warning if zone.warning is not None else base.warning,
             critical=zone.critical if zone.critical is not None else base.critical,
         )
-
-    def _alarm(self, zone: Zone, warning: float, critical: float, **kw: float | bool) -> Alarm:
-        """An alarm with the site's hysteresis and the zone's (or the site's) hold time."""
-        hold_s = zone.hold_s if zone.hold_s is not None else self.defaults.hold_s
-        return Alarm(warning, critical, self.defaults.hysteresis, hold_s, **kw)
-
-    def density_alarm(self, zone: Zone) -> Alarm:
-        t = self.thresholds(zone)
-        return self._alarm(zone, t.warning, t.critical)
-
-    def anomaly_alarm(self, zone: Zone) -> Alarm:
-        a = zone.anomaly or self.defaults.anomaly
-        return self._alarm(
-            zone, a.warning, max(a.critical, a.warning), min_duration_s=a.min_duration_s
-        )
-
-    def forecast_alarm(self, zone: Zone) -> Alarm:
-        """Critical density predicted within ``warning_min`` (warning) / ``critical_min``."""
-        f = zone.forecast or self.defaults.forecast
-        return self._alarm(
-            zone, f.warning_min, min(f.critical_min, f.warning_min), higher_is_worse=False
-        )
-
-    def source_offline_alarm(self, zone: Zone) -> Alarm:
-        """Warning (1) when some of the zone's sources are stale or offline, critical (2) when
-        the zone is blind: no fresh source at all."""
-        return self._alarm(zone, 1.0, 2.0)
 
     def utc_offset_min(self) -> float:
         """The site's current UTC offset, for the detectors' hour-of-week profiles."""

@@ -1,58 +1,61 @@
-"""Offline scoring of a recorded series with exactly the streaming detectors.
+"""Offline scoring of a recorded series with exactly the streaming detectors and alert policy.
 
 Rows go one by one, in file order, through :class:`~detectors.anomaly.SeasonalAnomalyDetector`
 and (when the zone's area is known) :class:`~detectors.forecast.DensityForecaster`, just as the
 worker feeds them readings, so a backtest shows what the live system would have said.
 
 The ``alert`` column is the most severe alert episode open after the row (``warning``,
-``critical`` or empty), with the worker's own episode logic (:mod:`detectors.alerting`:
-escalation, hysteresis, hold time, minimum duration) over density, anomaly score and minutes to
-critical; thresholds are the site file's defaults unless ``alarms`` are given.
+``critical`` or empty). The alert policy (which value each kind watches, when it is skipped,
+thresholds, hysteresis, hold time, minimum duration) is the worker's own: the kinds of
+:mod:`streams.zone.alerts` that watch a count series (density, anomaly, forecast), with the
+site file's settings for a zone of the series' kind and area.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Literal, TextIO
+from typing import TextIO
 
 from detectors.alerting import Alarm, Episode
 from detectors.anomaly import SeasonalAnomalyDetector
-from detectors.forecast import DEFAULT_THRESHOLDS, DensityForecaster
+from detectors.forecast import DensityForecaster
+from detectors.los import ZoneKind
+from streams.config.site import Site, Zone
 from streams.offline.series import SeriesRow
+from streams.zone import alerts
+from streams.zone.alerts import AlertKind, ZoneContext
 
-# Site defaults (deploy/sites/guangzhou-station.toml: [defaults], [defaults.anomaly], ...).
-HYSTERESIS, HOLD_S = 0.1, 120.0
-
-
-def default_alarms(warning: float, critical: float) -> dict[str, Alarm]:
-    """Density, anomaly and forecast alarms with the site file's default settings."""
-    return {
-        "density": Alarm(warning, critical, HYSTERESIS, HOLD_S),
-        "anomaly": Alarm(0.9, 0.99, HYSTERESIS, HOLD_S, min_duration_s=60.0),
-        "forecast": Alarm(15.0, 5.0, HYSTERESIS, HOLD_S, higher_is_worse=False),
-    }
+# The kinds that watch one count series; source-offline needs the zone's sources.
+SERIES_KINDS = ("density", "anomaly", "forecast")
 
 
-def open_severity(
-    alarms: Mapping[str, Alarm],
-    episodes: dict[str, Episode],
-    ts_ms: int,
-    values: Mapping[str, float | None],
-) -> str:
-    """Feed one row's values to the alarms (as the worker does); the worst open severity.
+@dataclass(frozen=True, slots=True)
+class SeriesPolicy:
+    """A series scored as a zone of ``site``: its thresholds and its alert kinds' alarms."""
 
-    ``None`` skips density and anomaly (nothing known) but means "not heading there" for the
-    forecast, as in the worker.
-    """
-    for kind, alarm in alarms.items():
-        value = values.get(kind)
-        if value is None and kind != "forecast":
-            continue
-        alarm.update(episodes.setdefault(kind, Episode()), ts_ms, value)
-    open_ = {ep.severity for ep in episodes.values()}
-    return "critical" if "critical" in open_ else "warning" if "warning" in open_ else ""
+    zone: Zone
+    alarms: list[tuple[AlertKind, Alarm]]
+    warning: float
+    critical: float
+
+    @classmethod
+    def for_series(cls, site: Site, kind: ZoneKind, area_m2: float) -> SeriesPolicy:
+        zone = Zone(id="series", name="series", kind=kind, area_m2=area_m2)
+        t = site.thresholds(zone)
+        kinds = [k for name, k in alerts.registry().items() if name in SERIES_KINDS]
+        return cls(zone, [(k, k.alarm(site, zone)) for k in kinds], t.warning, t.critical)
+
+    def open_severity(self, episodes: dict[str, Episode], snap: dict) -> str:
+        """Feed one row's snapshot to the alarms (as the worker does); the worst open severity."""
+        ctx = ZoneContext(self.zone, frozenset())
+        for kind, alarm in self.alarms:
+            if not kind.skipped(snap, ctx):
+                ep = episodes.setdefault(kind.name, Episode())
+                alarm.update(ep, snap["ts"], kind.value(snap, ctx))
+        open_ = {ep.severity for ep in episodes.values()}
+        return "critical" if "critical" in open_ else "warning" if "warning" in open_ else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,42 +73,46 @@ class ScoredRow:
 
 def backtest(
     rows: Iterable[SeriesRow],
-    area_m2: float | None = None,
-    kind: Literal["walkway", "queuing"] = "walkway",
+    policy: SeriesPolicy | None = None,
     inflow_col: str | None = None,
     detector: SeasonalAnomalyDetector | None = None,
     forecaster: DensityForecaster | None = None,
-    alarms: Mapping[str, Alarm] | None = None,
 ) -> Iterator[ScoredRow]:
-    """Score ``rows`` in order; pass a detector/forecaster to resume from a saved state.
+    """Score ``rows`` in order; without a ``policy`` (no area) only the anomaly score. Pass a
+    detector/forecaster to resume from a saved state.
 
+    >>> from streams.config.site import Defaults, Site, SiteInfo, Thresholds, Zone
     >>> from streams.offline.series import SeriesRow
+    >>> site = Site(site=SiteInfo(id="s", name="S"), zones=[Zone(id="z", name="Z",
+    ...     kind="walkway", area_m2=1)], defaults=Defaults(thresholds={"walkway":
+    ...     Thresholds(warning=2.0, critical=3.0)}))
     >>> rows = [SeriesRow(i + 1, i + 2, str(i), i * 60_000, 100.0 + i) for i in range(5)]
-    >>> out = list(backtest(rows, area_m2=100.0))
+    >>> out = list(backtest(rows, SeriesPolicy.for_series(site, "walkway", 100.0)))
     >>> out[-1].anomaly_score, out[-1].density, out[-1].alert   # warming up; 1.04 p/m²
     (0.0, 1.04, '')
     """
     det = detector or SeasonalAnomalyDetector()
     fc = forecaster
-    if fc is None and area_m2 is not None:
-        fc = DensityForecaster.for_kind(area_m2, kind)
-    warning, critical = (fc.warning, fc.critical) if fc else DEFAULT_THRESHOLDS[kind]
-    alarms = alarms or default_alarms(warning, critical)
+    if fc is None and policy is not None:
+        fc = DensityForecaster(policy.zone.area_m2, policy.warning, policy.critical)
     episodes: dict[str, Episode] = {}
     for r in rows:
         score = det.update(r.ts_ms, r.value)
-        if fc is None:
+        if fc is None or policy is None:
             yield ScoredRow(r.timestamp, r.ts_ms, r.value, score)
             continue
         inflow = r.extra.get(inflow_col) if inflow_col else None
         forecast = fc.update(r.ts_ms, r.value, inflow)
         density = None if r.value is None else max(r.value, 0.0) / fc.area_m2
         soon = forecast.minutes_to_critical
-        if r.value is None:  # blind: nothing raises, escalates or clears
-            alert = open_severity({}, episodes, r.ts_ms, {})
-        else:
-            values = {"density": density, "anomaly": score, "forecast": soon}
-            alert = open_severity(alarms, episodes, r.ts_ms, values)
+        snap = {
+            "ts": r.ts_ms,
+            "occupancy": r.value,  # None: blind, so nothing raises, escalates or clears
+            "density": density,
+            "anomaly_score": None if r.value is None else score,
+            "minutes_to_critical": soon,
+        }
+        alert = policy.open_severity(episodes, snap)
         yield ScoredRow(r.timestamp, r.ts_ms, r.value, score, density, soon, alert)
 
 

@@ -7,6 +7,7 @@ one at a time in order, so results do not depend on how the stream was batched.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +18,8 @@ from detectors.forecast import DensityForecaster, Forecast
 from detectors.los import level_of_service
 from streams.config.site import Site, Zone
 from streams.schema.payloads import SCHEMA_VERSION, Reading
+from streams.zone import alerts
+from streams.zone.alerts import AlertKind, ZoneContext
 
 UNKNOWN_SOURCE_TTL_MS = 86_400_000
 
@@ -42,20 +45,18 @@ class Outcome:
 class ZoneProcessor:
     """Applies readings to zone state using the site's zones, sources and thresholds."""
 
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, kinds: Iterable[AlertKind] | None = None) -> None:
         self.site = site
-        self._alarms: dict[str, dict[str, Alarm]] = {
-            z.id: {
-                "density": site.density_alarm(z),
-                "anomaly": site.anomaly_alarm(z),
-                "forecast": site.forecast_alarm(z),
-                "source-offline": site.source_offline_alarm(z),
-            }
-            for z in site.zones
+        # The alert policy: every registered kind (streams/zone/alerts/), unless given.
+        self.kinds = list(kinds) if kinds is not None else list(alerts.registry().values())
+        alerts.check_site(site, self.kinds)
+        self._alarms: dict[str, list[tuple[AlertKind, Alarm]]] = {
+            z.id: [(k, k.alarm(site, z)) for k in self.kinds] for z in site.zones
         }
         self._utc_offset_min = site.utc_offset_min()
-        self._configured = {
-            z.id: {s.id for s in site.sources if z.id in s.zones} for z in site.zones
+        self._context = {
+            z.id: ZoneContext(z, frozenset(s.id for s in site.sources if z.id in s.zones))
+            for z in site.zones
         }
 
     def apply(
@@ -120,15 +121,6 @@ class ZoneProcessor:
             state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
             out.zone_states.append(snapshot)
         return out
-
-    def _sources_down(self, zone: Zone, snap: dict[str, Any]) -> float:
-        """2: the zone is blind (no fresh source); 1: some of its configured sources are stale
-        or offline; 0: all report. Sources not in the site file never count as down."""
-        if snap["occupancy"] is None:
-            return 2.0
-        down = snap["sources"]["stale"] + snap["sources"]["offline"]
-        configured = self._configured[zone.id]
-        return 1.0 if any(sid in configured for sid in down) else 0.0
 
     def _detectors(
         self, zone: Zone, state: dict[str, Any]
@@ -223,25 +215,16 @@ class ZoneProcessor:
         }
 
     def _alerts(self, zone: Zone, episodes: dict[str, Episode], snap: dict[str, Any]) -> list[dict]:
-        alerts = []
-        blind = snap["occupancy"] is None
-        values = {
-            "density": snap["density"],
-            "anomaly": snap["anomaly_score"],
-            "forecast": snap["minutes_to_critical"],
-            "source-offline": self._sources_down(zone, snap),
-        }
-        for kind, alarm in self._alarms[zone.id].items():
-            value = values[kind]
-            if kind in ("density", "anomaly") and value is None:
-                continue  # nothing known (blind, warming up): nothing raises or clears either
-            if kind == "forecast" and blind:
-                continue  # no forecast while blind; None otherwise means "not heading there"
-            ep = episodes.setdefault(kind, Episode())
-            transition = alarm.update(ep, snap["ts"], value)
+        out = []
+        ctx = self._context[zone.id]
+        for kind, alarm in self._alarms[zone.id]:
+            if kind.skipped(snap, ctx):
+                continue  # nothing known: nothing raises or clears either
+            ep = episodes.setdefault(kind.name, Episode())
+            transition = alarm.update(ep, snap["ts"], kind.value(snap, ctx))
             if transition:
-                alerts.append(alert_record(zone, kind, transition, snap))
-        return alerts
+                out.append(alert_record(zone, kind, transition, snap))
+        return out
 
 
 def _net_inflow(r: Reading) -> float | None:
@@ -263,52 +246,21 @@ def _forecast_fields(score: float | None, f: Forecast, blind: bool) -> dict[str,
     }
 
 
-def alert_record(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> dict[str, Any]:
+def alert_record(
+    zone: Zone, kind: AlertKind, t: Transition, snap: dict[str, Any]
+) -> dict[str, Any]:
     """The ``crowd.alerts`` payload for one transition."""
     return {
         "v": SCHEMA_VERSION,
-        "alert_id": f"{zone.id}/{kind}/{t.started_at}",
+        "alert_id": f"{zone.id}/{kind.name}/{t.started_at}",
         "zone_id": zone.id,
         "zone_name": zone.name,
-        "kind": kind,
+        "kind": kind.name,
         "severity": t.severity,
         "state": t.state,
         "value": None if t.value != t.value else round(t.value, 4),  # NaN -> null
         "threshold": round(t.threshold, 4),
         "started_at": t.started_at,
         "ts": t.ts,
-        "message": _message(zone, kind, t, snap),
+        "message": kind.message(zone, t, snap),
     }
-
-
-def _message(zone: Zone, kind: str, t: Transition, snap: dict[str, Any]) -> str:
-    if kind == "density":
-        what = f"density {t.value:.2f} p/m² (LOS {snap['los']}, ~{snap['occupancy']:.0f} people)"
-        if t.state == "cleared":
-            return f"{zone.name}: cleared, {what} below {t.threshold:.2f} for the hold time"
-        return f"{zone.name}: {t.severity.upper()} {t.state}, {what} >= {t.threshold:.2f}"
-    head = (
-        f"{zone.name}: {t.severity.upper()} {t.state}"
-        if t.state != "cleared"
-        else f"{zone.name}: cleared"
-    )
-    if kind == "forecast":
-        if t.state == "cleared":
-            return f"{head}, no longer heading to critical density within {t.threshold:.0f} min"
-        return (
-            f"{head}, critical density ({snap['critical']:.2f} p/m²) forecast in "
-            f"{t.value:.0f} min (band {snap['minutes_to_critical_low']}-"
-            f"{snap['minutes_to_critical_high']} min), now {snap['density']:.2f} p/m²"
-        )
-    if kind == "anomaly":
-        if t.state == "cleared":
-            return f"{head}, occupancy back to its usual pattern for this hour"
-        return (
-            f"{head}, occupancy unusual for this hour (score {t.value:.2f}, "
-            f"~{snap['occupancy']:.0f} people)"
-        )
-    down = snap["sources"]["stale"] + snap["sources"]["offline"]
-    if t.state == "cleared":
-        return f"{head}, its sources are reporting again"
-    blind = " — zone is blind" if snap["occupancy"] is None else ""
-    return f"{head}, {len(down)} source(s) not reporting: {', '.join(down)}{blind}"

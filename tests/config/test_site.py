@@ -62,17 +62,3 @@ def test_inverted_thresholds_and_bad_toml(tmp_path):
     bad.write_text("[site\n")
     with pytest.raises(SiteError, match="not valid TOML.*line 1"):
         load_site(bad)
-
-
-def test_anomaly_forecast_and_hold_can_be_set_per_zone(tmp_path):
-    path = broken(
-        tmp_path,
-        "area_m2 = 240",
-        "area_m2 = 240\nhold_s = 30\nanomaly = { warning = 0.8, critical = 0.95 }\n"
-        "forecast = { warning_min = 20, critical_min = 8 }",
-    )
-    site = load_site(path)
-    stairs, square = site.zone("metro-stairs"), site.zone("main-square")
-    assert site.anomaly_alarm(stairs).warning == 0.8 and site.anomaly_alarm(square).warning == 0.9
-    assert site.forecast_alarm(stairs).warning == 20 and site.forecast_alarm(stairs).critical == 8
-    assert site.density_alarm(stairs).hold_s == 30 and site.density_alarm(square).hold_s == 120

@@ -92,7 +92,7 @@ def test_state_round_trip_resumes_identically():
     pts = [
         (T0 + i * 5000, 800 + i + rng.normal(0, 20), int(rng.integers(-2, 4))) for i in range(400)
     ]
-    fc = DensityForecaster.for_kind(900, "queuing")
+    fc = DensityForecaster(900, warning=4.0, critical=4.7)
     feed(fc, pts[:200])
     restored = DensityForecaster.from_state(json.loads(json.dumps(fc.to_state())))
     assert len(json.dumps(fc.to_state())) < 400

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streams.edge.camera import CameraProcess, load_camera_config
-from streams.edge.capture import FrameSource
 
 from detectors.vision.calibration import Calibration
 from detectors.vision.config import CameraConfig
 from detectors.vision.fitting import calibrate
 from streams.cli import main
+from streams.edge.camera import CameraProcess, load_camera_config
+from streams.edge.capture import FrameSource
 from streams.offline.vision_truth import read_counts_csv
 from streams.schema.payloads import Reading
 

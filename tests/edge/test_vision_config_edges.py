@@ -4,10 +4,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streams.edge.camera import load_camera_config
 
 from detectors.vision.config import CameraConfig
 from detectors.vision.counters import ZoneLayout, make_counter
+from streams.edge.camera import load_camera_config
 from streams.offline.vision_truth import read_counts_csv
 
 SITE = Path(__file__).resolve().parents[2] / "deploy" / "sites" / "pets09-demo.toml"

@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from streams.ops import kafka_local
 from streams.cli import main
 from streams.config.settings import get_settings
+from streams.ops import kafka_local
 from streams.ops.kafka_local import (
     BrokerConfig,
     BrokerStartError,

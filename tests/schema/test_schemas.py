@@ -2,10 +2,9 @@
 
 from pathlib import Path
 
-from streams.edge.simulator import Simulator
-
 from streams.commands.schemas import DEFAULT_DIR, schema_files
 from streams.config.site import load_site
+from streams.edge.simulator import Simulator
 from streams.schema.payloads import Alert, Reading, ZoneState
 from streams.zone.processor import ZoneProcessor
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from streams.edge.simulator import Simulator
 
 from streams.config.site import load_site
+from streams.edge.simulator import Simulator
 from streams.schema.intake import Rejected, parse_message
 from streams.schema.payloads import Reading
 from streams.zone.processor import ZoneProcessor
