@@ -1,20 +1,34 @@
-"""An isolated worker on a real broker: its own topic names, app id, state folder and web port.
+"""crowdsafe's public test harness: an isolated worker on a real broker.
 
-Used by the integration tests and the pipeline benchmark, so that runs never see each other's
-topics, consumer groups or table state.
+A deliberate public module (like bytewax's ``testing``): this project's integration tests and
+benchmarks use it, and so can anyone checking a site file or an edge client against a real
+cluster. :class:`Sandbox` gives one worker its own topic names, app id, state folder and web
+port, so runs never see each other's topics, consumer groups or table state::
+
+    box = Sandbox("127.0.0.1:9092", tmp_path)
+    box.ensure_topics()
+    box.start_worker()
+    with box.producer() as p:
+        p.send({...})
+    alerts = box.read("alerts", until=lambda records: len(records) >= 1)
+    box.stop_worker()
+
+Processes are started and stopped through :mod:`streams.ops.procs` (own process group, stopped
+by pid), like the broker and the demo.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 import uuid
 from pathlib import Path
+
+from streams.ops import procs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,13 +82,8 @@ class Sandbox:
         self.starts += 1
         log = open(self.tmp / f"worker-{self.starts}.log", "w")  # noqa: SIM115 (lives with proc)
         self._log = log
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            env=self.env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        self.proc = procs.spawn(
+            [sys.executable, "-m", "streams.cli", "worker"], log=log, env=self.env, cwd=ROOT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -86,13 +95,8 @@ class Sandbox:
         raise TimeoutError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
 
     def stop_worker(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
+        if self.proc is not None:
+            procs.stop(self.proc, grace_s=30)
         if getattr(self, "_log", None):
             self._log.close()
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from streams.ops import procs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -26,21 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _spawn(name: str, args: list[str], log_dir: Path | None = None) -> subprocess.Popen:
     out = open(log_dir / f"{name}.log", "w") if log_dir else None  # noqa: SIM115
-    return subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", *args],
-        stdout=out,
-        stderr=subprocess.STDOUT if out else None,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    return procs.spawn([sys.executable, "-m", "streams.cli", *args], log=out)
 
 
 def _wait_for_page(url: str, worker: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -99,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         print("\ndemo: stopping ...", flush=True)
     finally:
         for proc in reversed(procs):
-            _stop(proc)
+            procs.stop(proc)
         if broker is not None:
             down(broker)
     print("demo: stopped everything it started", flush=True)

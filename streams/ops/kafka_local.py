@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -32,6 +30,7 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from streams.config.settings import ROOT, Settings
+from streams.ops import procs
 
 KAFKA_HOME = ROOT / "deploy" / "kafka"
 Log = Callable[[str], None]
@@ -286,17 +285,7 @@ def _alive(pid: int) -> bool:
             return True
         del _children[pid]
         return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return False
-    except OSError:  # no procfs: fall back to a signal probe
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-    return state != "Z"
+    return procs.alive(pid)
 
 
 def _is_our_broker(pid: int, config: BrokerConfig) -> bool:
@@ -355,13 +344,10 @@ def up(config: BrokerConfig, timeout_s: float = 90.0, log: Log = print) -> Broke
     with config.stdout_log.open("ab") as out:
         # Own session: Ctrl-C in the terminal that ran `up` must not take the broker down,
         # and `down` can signal the whole group.
-        proc = subprocess.Popen(
+        proc = procs.spawn(
             _java_cmd(java, config, config.heap, "kafka.Kafka", str(config.properties_file)),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            log=out,
             cwd=config.state_dir,
-            start_new_session=True,
         )
     _children[proc.pid] = proc
     config.pid_file.write_text(f"{proc.pid}\n")
@@ -413,27 +399,8 @@ def _serves_metadata(bootstrap: str) -> bool:
 def _stop_pid(pid: int, grace_s: float) -> bool:
     """SIGTERM the broker's process group, SIGKILL it after ``grace_s``. True if it was
     killed rather than stopped cleanly."""
-    _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return False
-        time.sleep(0.2)
-    _signal_group(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    return True
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    try:
-        # The broker leads its own session (start_new_session), so its pgid is its pid.
-        os.killpg(pid, sig)
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        os.kill(pid, sig)
+    child = _children.pop(pid, None)
+    return procs.stop(child if child is not None else pid, grace_s)
 
 
 def down(config: BrokerConfig, grace_s: float = 30.0, log: Log = print) -> bool:

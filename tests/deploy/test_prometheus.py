@@ -4,10 +4,8 @@ Prometheus server scraping a real worker."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.ops import procs
 from streams.worker.metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
@@ -140,7 +139,7 @@ def prometheus(pipeline, tmp_path) -> Iterator[Prometheus]:
     }
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))
     log = open(tmp_path / "prometheus.log", "w")  # noqa: SIM115 (lives with the process)
-    proc = subprocess.Popen(
+    proc = procs.spawn(
         [
             PROMETHEUS,
             f"--config.file={tmp_path / 'prometheus.yml'}",
@@ -148,9 +147,7 @@ def prometheus(pipeline, tmp_path) -> Iterator[Prometheus]:
             f"--web.listen-address=127.0.0.1:{port}",
             "--storage.tsdb.retention.time=1h",
         ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        log=log,
     )
     server = Prometheus(port)
     try:
@@ -166,12 +163,7 @@ def prometheus(pipeline, tmp_path) -> Iterator[Prometheus]:
                 time.sleep(0.3)
         yield server
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        procs.stop(proc)
         log.close()
 
 
