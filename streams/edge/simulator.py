@@ -22,9 +22,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from streams.config.site import Site, Source, Zone
+from streams.sources import KINDS as SOURCE_KINDS
 
 TICK_S = 5.0  # cameras and gates report every 5 s of event time
-SENSOR_EVERY = 6  # sensors every 6 ticks (30 s)
 TRAIN_EVERY_S = 600.0  # an arrival every 10 minutes
 TRAIN_ZONES = {
     "metro-interchange",
@@ -162,7 +162,7 @@ class Simulator:
             readings = [
                 r
                 for source in self.site.sources
-                if source.kind != "sensor" or n % SENSOR_EVERY == 0
+                if n % SOURCE_KINDS[source.kind].every_ticks == 0
                 for r in self._observe(source, occ, t, ts)
             ]
             self._occupancy = occ
@@ -181,23 +181,17 @@ class Simulator:
                 {**base, "zone_id": z, "status": "offline", "reason": "video signal lost"}
                 for z in source.zones
             ]
-        out = []
-        for zone_id in source.zones:
-            now = occ[zone_id]
-            if source.kind == "camera":
-                seen = now * source.coverage_of(zone_id)
-                count = self.rng.normal(seen, 0.03 * seen + 1.0)
-                out.append({**base, "zone_id": zone_id, "count": max(int(round(count)), 0)})
-            elif source.kind == "sensor":
-                count = self.rng.normal(now / source.scale, 0.05 * now + 1.0)
-                out.append({**base, "zone_id": zone_id, "count": max(int(round(count)), 0)})
-            else:
-                net = now - self._occupancy.get(zone_id, now)
-                through = self.rng.poisson(max(now, 1.0) * TICK_S / 120.0)  # ~2 min dwell
-                entered = through + max(int(round(net)), 0)
-                exited = through + max(int(round(-net)), 0)
-                out.append({**base, "zone_id": zone_id, "entered": entered, "exited": exited})
-        return out
+        kind = SOURCE_KINDS[source.kind]
+        return [
+            {
+                **base,
+                "zone_id": z,
+                **kind.simulate(
+                    source, z, occ[z], self._occupancy.get(z, occ[z]), self.rng, TICK_S
+                ),
+            }
+            for z in source.zones
+        ]
 
 
 def _default_surge_zone(site: Site) -> str:

@@ -18,6 +18,7 @@ from detectors.forecast import DensityForecaster, Forecast
 from detectors.los import level_of_service
 from streams.config.site import Site, Zone
 from streams.schema.payloads import SCHEMA_VERSION, Reading
+from streams.sources import KINDS as SOURCE_KINDS
 from streams.zone import alerts
 from streams.zone.alerts import AlertKind, ZoneContext
 
@@ -147,14 +148,16 @@ class ZoneProcessor:
         state["ts"] = max(r.ts, state.get("ts", 0))
         if r.status != "ok":
             return True
-        if r.entered is not None or r.exited is not None:
-            entered, exited = r.entered or 0, r.exited or 0
-            state["gate_occupancy"] = integrate_gates(state["gate_occupancy"], entered, exited)
+        kind = SOURCE_KINDS[r.kind]
+        flow = kind.flow(r)
+        if flow is not None:
+            state["gate_occupancy"] = integrate_gates(state["gate_occupancy"], *flow)
             src["flow_ts"] = r.ts
-        if r.count is not None:
+        level = kind.level(r, self.site.source_by_id.get(r.source_id))
+        if level is not None:
             # Stamped with its own time: a source that once sent a count and now only sends
             # crossings must not pin the zone to that old count.
-            src["estimate"], src["estimate_ts"] = self._level_estimate(r), r.ts
+            src["estimate"], src["estimate_ts"] = level, r.ts
         self._forget_unknown_sources(state, r.ts)
         return True
 
@@ -165,14 +168,6 @@ class ZoneProcessor:
         for sid in [sid for sid, src in state["sources"].items() if src["ts"] < limit]:
             if sid not in self.site.source_by_id:
                 del state["sources"][sid]
-
-    def _level_estimate(self, r: Reading) -> float:
-        source = self.site.source_by_id.get(r.source_id)
-        if source is None:  # not (yet) in the site file: taken at face value
-            return float(r.count)
-        if r.kind == "camera":
-            return r.count / source.coverage_of(r.zone_id)
-        return r.count * source.scale
 
     def _snapshot(self, zone: Zone, state: dict[str, Any], ts: int) -> dict[str, Any]:
         stale_ms = self.site.defaults.stale_after_s * 1000
@@ -228,9 +223,8 @@ class ZoneProcessor:
 
 
 def _net_inflow(r: Reading) -> float | None:
-    if r.status != "ok" or (r.entered is None and r.exited is None):
-        return None
-    return float((r.entered or 0) - (r.exited or 0))
+    flow = SOURCE_KINDS[r.kind].flow(r) if r.status == "ok" else None
+    return None if flow is None else float(flow[0] - flow[1])
 
 
 def _forecast_fields(score: float | None, f: Forecast, blind: bool) -> dict[str, Any]:

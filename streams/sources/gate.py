@@ -1,0 +1,33 @@
+"""Gates (fare gates, entrance counters): crossings ``entered``/``exited`` since the previous
+reading, integrated into a running occupancy (:func:`detectors.density.integrate_gates`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from streams.config.site import Source
+from streams.sources.base import SourceKind
+
+DWELL_S = 120.0  # simulated people stay about two minutes, so this many pass through
+
+
+class Gate(SourceKind):
+    name = "gate"
+
+    def simulate(
+        self,
+        source: Source,
+        zone_id: str,
+        now: float,
+        before: float,
+        rng: np.random.Generator,
+        tick_s: float,
+    ) -> dict[str, Any]:
+        net = now - before
+        through = rng.poisson(max(now, 1.0) * tick_s / DWELL_S)
+        return {
+            "entered": int(through + max(int(round(net)), 0)),
+            "exited": int(through + max(int(round(-net)), 0)),
+        }
