@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
-APT_PACKAGES := chromium prometheus openjdk-17-jre-headless maven
+APT_PACKAGES := chromium prometheus openjdk-17-jre-headless maven kcat
 
 .PHONY: setup system-packages demo test lint bench kafka-up kafka-down clean
 

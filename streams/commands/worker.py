@@ -26,6 +26,6 @@ def run(args: argparse.Namespace) -> int:
     settings = get_settings()
     worker = build_app(settings)  # a bad site file fails here, before touching the broker
     ensure_topics(settings.kafka_bootstrap, app_topics(settings))
-    (settings.state_dir / "worker").mkdir(parents=True, exist_ok=True)
+    settings.worker_state_dir.mkdir(parents=True, exist_ok=True)
     faust.Worker(worker.faust, loglevel=args.loglevel.upper()).execute_from_commandline()
     return 0

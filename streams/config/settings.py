@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+import socket
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,8 +36,15 @@ class Settings(BaseSettings):
     deadletter_topic: str = "crowd.deadletter"
     # Worker.
     app_id: str = "crowdsafe"
+    # Stable id of one worker process: its local state folder and its static consumer-group
+    # membership, so a restarted worker finds its own state and partitions (default: host and
+    # web port, which two workers on one host cannot share).
+    worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    web_host: str = "127.0.0.1"  # the worker's web server (page, /metrics, /health) binds here
     web_port: int = Field(6066, ge=1, le=65535)
     store: str = "rocksdb://"
+    # How long the group waits for a silent worker before giving its partitions to another.
+    session_timeout_s: float = Field(10.0, ge=6, le=300)
     # How often the worker checks for zones whose every source went silent (0: never).
     silence_sweep_s: float = Field(10.0, ge=0)
     # Readings stamped further ahead of the wall clock than this are rejected as absurd.
@@ -45,6 +54,19 @@ class Settings(BaseSettings):
     def ticks_topic(self) -> str:
         """The worker's internal clock ticks, co-partitioned with the readings (by zone id)."""
         return f"{self.app_id}.ticks"
+
+    @property
+    def worker_name(self) -> str:
+        """``worker_id``, or one derived from the host name and web port."""
+        if self.worker_id:
+            return self.worker_id
+        host = re.sub(r"[^A-Za-z0-9._-]", "-", socket.gethostname())[:48] or "host"
+        return f"{host}-{self.web_port}"
+
+    @property
+    def worker_state_dir(self) -> Path:
+        """This worker's own local state (RocksDB): two workers never share a folder."""
+        return self.state_dir / "worker" / self.app_id / self.worker_name
 
     @property
     def kafka_dir(self) -> Path:

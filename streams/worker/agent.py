@@ -11,6 +11,7 @@ import time
 from collections import defaultdict
 
 import faust
+from mode import CrashingSupervisor
 from mode.utils.logging import get_logger
 
 from streams.schema.intake import Rejected, parse_message
@@ -24,10 +25,18 @@ def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported:
     app, settings = w.faust, w.settings
     publisher = Publisher(w)
 
-    @app.agent(w.topics.inputs, name="process")
+    # An exception that escapes a batch (the broker refusing a record we must deliver) stops
+    # the worker with an error instead of restarting the agent behind a page that looks live:
+    # the supervisor (systemd, Kubernetes) restarts it and it resumes from the changelog.
+    @app.agent(w.topics.inputs, name="process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:
-        async for events in stream.take_events(500, within=0.2):
-            await handle_batch(w, publisher, stream, events)
+        w.health.agent_started()
+        try:
+            async for events in stream.take_events(500, within=0.2):
+                await handle_batch(w, publisher, stream, events)
+                w.health.batch_done()
+        finally:
+            w.health.agent_stopped()
 
     if settings.silence_sweep_s > 0:
 
@@ -48,6 +57,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     for event in events:
         if event.message.topic == settings.ticks_topic:
             ticks[event.message.partition] = event
+            continue
+        if await publisher.reroute_if_misplaced(event):
             continue
         try:
             latest_ok_ms = int((time.time() + settings.max_future_skew_s) * 1000)

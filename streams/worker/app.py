@@ -16,11 +16,12 @@ import time
 from dataclasses import dataclass, field
 
 import faust
-from kafka.partitioner.default import murmur2
 
 from streams.config.settings import Settings
 from streams.config.site import Site, load_site
+from streams.ops.partitioning import partition_of
 from streams.worker import faust_compat
+from streams.worker.health import Health
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.state_view import LiveView
 from streams.zone.processor import ZoneProcessor
@@ -31,6 +32,7 @@ _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_
 @dataclass
 class Topics:
     inputs: faust.TopicT  # readings and ticks, co-partitioned
+    readings: faust.TopicT  # to re-route a reading placed in the wrong partition
     ticks: faust.TopicT
     zone_state: faust.TopicT
     alerts: faust.TopicT
@@ -49,18 +51,10 @@ class WorkerApp:
     processor: ZoneProcessor
     metrics: WorkerMetrics
     view: LiveView = field(default_factory=LiveView)
+    health: Health = field(default_factory=Health)
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     # Site zones by the readings partition their key maps to (Kafka's murmur2, as producers use).
     zones_by_partition: dict[int, list[str]] = field(default_factory=dict)
-
-
-def partition_of(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default (murmur2) partitioner gives ``key``.
-
-    >>> partition_of(b"main-square", 4) == partition_of(b"main-square", 4)
-    True
-    """
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
@@ -71,10 +65,21 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store=settings.store,
-        datadir=str(settings.state_dir / "worker" / settings.app_id),
+        datadir=str(settings.worker_state_dir),
         topic_partitions=settings.topic_partitions,
-        web_host="127.0.0.1",
+        web_host=settings.web_host,
+        web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_port=settings.web_port,
+        # Faust's own pages expose the internal table and routing: not for users.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
+        # Static membership: a restarted worker takes back its partitions without waiting for
+        # the group to expire its old session; a dead one is replaced after session_timeout_s.
+        consumer_group_instance_id=f"{settings.app_id}-{settings.worker_name}",
+        broker_session_timeout=settings.session_timeout_s,
+        broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         producer_linger=0.02,
         autodiscover=False,
     )
@@ -83,6 +88,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     topics = Topics(
         # The agent reads both: tick partition p wakes the sweep of readings partition p.
         inputs=app.topic(settings.readings_topic, settings.ticks_topic, partitions=n, **_RAW),
+        readings=app.topic(settings.readings_topic, partitions=n, **_RAW),
         ticks=ticks,
         zone_state=app.topic(settings.zone_state_topic, partitions=n, **_RAW),
         alerts=app.topic(settings.alerts_topic, partitions=n, **_RAW),
@@ -103,6 +109,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         metrics=WorkerMetrics(),
         zones_by_partition=by_partition,
     )
+    worker.metrics.watch_health(worker.health)
     # Imported here, not at module level: each registers on this app only.
     from streams.worker.agent import register_agent
     from streams.worker.views import register_views

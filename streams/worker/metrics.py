@@ -21,6 +21,11 @@ class WorkerMetrics:
             ["reason"],
             registry=r,
         )
+        self.rerouted = Counter(
+            "crowdsafe_readings_rerouted_total",
+            "Readings found in a partition their key does not map to, sent on to the right one",
+            registry=r,
+        )
         self.duplicates = Counter(
             "crowdsafe_readings_duplicate_total", "Readings dropped as re-deliveries", registry=r
         )
@@ -73,6 +78,19 @@ class WorkerMetrics:
             buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
             registry=r,
         )
+
+    def watch_health(self, health) -> None:
+        """Export the agent's health (streams.worker.health.Health), read at scrape time."""
+        up = Gauge(
+            "crowdsafe_agent_up", "1 while the processing agent runs", registry=self.registry
+        )
+        up.set_function(lambda: 1.0 if health.agent_running else 0.0)
+        last = Gauge(
+            "crowdsafe_agent_last_batch_timestamp_seconds",
+            "Unix time the agent last finished a batch (0: none yet)",
+            registry=self.registry,
+        )
+        last.set_function(lambda: health.last_batch_at or 0.0)
 
     def sample_names(self) -> set[str]:
         """Every series name this registry can export (``_total``, ``_bucket``... included), even

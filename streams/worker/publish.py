@@ -8,6 +8,7 @@ import time
 
 import faust
 
+from streams.ops.partitioning import partition_of
 from streams.zone.processor import Outcome
 
 
@@ -19,6 +20,8 @@ def to_json(value: dict) -> bytes:
 class Publisher:
     def __init__(self, w) -> None:  # w: streams.worker.app.WorkerApp
         self.w = w
+        self._n = w.settings.topic_partitions
+        self._partitions: dict[bytes, int] = {}
 
     async def dead_letter(self, event: faust.EventT, reason: str, code: str) -> None:
         msg = event.message
@@ -34,6 +37,29 @@ class Publisher:
         }
         self.w.metrics.rejected.labels(code).inc()
         await self.w.topics.deadletter.send(key=msg.key, value=to_json(record))
+
+    async def reroute_if_misplaced(self, event: faust.EventT) -> bool:
+        """Send a reading on to the partition its key maps to, if it is not there; True if so.
+
+        Producers must place a zone's readings with Kafka's murmur2 partitioner; a client with
+        another one (kcat's default is CRC32) would split the zone's state across two table
+        partitions. Awaited until the broker has it: the offset of the misplaced copy is then
+        committed like any other.
+        """
+        msg = event.message
+        if not msg.key:
+            return False  # rejected later, with its reason
+        want = self._partitions.get(msg.key)
+        if want is None:
+            if len(self._partitions) > 100_000:  # bounded: keys are zone ids
+                self._partitions.clear()
+            want = self._partitions[msg.key] = partition_of(msg.key, self._n)
+        if want == msg.partition:
+            return False
+        fut = await self.w.topics.readings.send(key=msg.key, value=msg.value, partition=want)
+        await fut
+        self.w.metrics.rerouted.inc()
+        return True
 
     async def publish(self, zone_id: str, outcome: Outcome, from_readings: bool = True) -> None:
         w, metrics = self.w, self.w.metrics

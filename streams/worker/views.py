@@ -62,6 +62,14 @@ def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
                 return self.json({"error": "limit must be a whole number"}, status=400)
             return self.json({"alerts": list(reversed(w.view.alerts[-limit:]))})
 
+    @app.page("/health")
+    class HealthView(View):
+        """200 while the processing agent runs, 503 when it has stopped (for probes)."""
+
+        async def get(self, request: Request) -> Response:
+            status, body = w.health.report()
+            return self.json(body, status=status)
+
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
