@@ -7,6 +7,7 @@ import re
 import socket
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,22 @@ class Settings(BaseSettings):
     )
     site: Path = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
     state_dir: Path = ROOT / ".state"
+    # Security of every Kafka client (streams/config/kafka.py); unprefixed like KAFKA_BOOTSTRAP.
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", validation_alias=AliasChoices("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME")
+    )
+    kafka_sasl_password_file: Path | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD_FILE")
+    )
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE"))
+    # How long a client tries to reach the cluster before giving up with a clear error.
+    kafka_connect_timeout_s: float = Field(15.0, gt=0, le=300)
     # Local broker (crowdsafe kafka up).
     kafka_port: int = Field(9092, ge=1, le=65535)
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
