@@ -97,8 +97,11 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         faust=app,
         topics=topics,
         # Per-zone state (sources, gate integral, detectors, alert episodes): changelogged, so a
-        # restart recovers it.
-        zones=app.Table("zones", default=dict, partitions=n),
+        # restart recovers it. Raw bytes: the agent decodes and encodes them itself
+        # (streams.zone.state), once per zone per batch, and migrates older JSON records.
+        zones=app.Table(
+            "zones", partitions=n, value_type=bytes, value_serializer="raw", default=None
+        ),
         processor=ZoneProcessor(site),
         metrics=WorkerMetrics(),
         zones_by_partition=by_partition,
