@@ -20,7 +20,7 @@ from typing import Any
 MINUTE_MS = 60_000.0
 MIN_SPAN_MIN = 3.0
 JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
-STATE_VERSION = 1
+STATE_VERSION = 2  # 1 also held the configuration (area, thresholds...)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,25 +205,21 @@ class DensityForecaster:
         return minutes, max(gap - spread, 0.0) / hi, (gap + spread) / lo
 
     def to_state(self) -> dict[str, Any]:
-        """JSON-serialisable state (a few hundred bytes): resume with :meth:`from_state`.
+        """The learned sums (a few hundred bytes), never the configuration: resume with
+        :meth:`from_state`, which takes area and thresholds from the caller (the site file).
 
         >>> f = DensityForecaster(area_m2=500, warning=2, critical=3)
         >>> for m in range(10):
         ...     _ = f.update(m * 60_000, 100 * m)
-        >>> g = DensityForecaster.from_state(f.to_state())
+        >>> g = DensityForecaster.from_state(f.to_state(), area_m2=500, warning=2, critical=3)
         >>> g.update(600_000, 1000) == f.update(600_000, 1000)
         True
+        >>> bigger = DensityForecaster.from_state(f.to_state(), 1000, 2, 3)  # area edited
+        >>> round(bigger.forecast().density / g.forecast().density, 2)
+        0.5
         """
         return {
             "v": STATE_VERSION,
-            "cfg": [
-                self.area_m2,
-                self.warning,
-                self.critical,
-                self.half_life_min,
-                self.horizon_min,
-                self.band_z,
-            ],
             "t": self.t_last,
             "st": self.step,
             "s": [self.s0, self.s1, self.s2, self.sy, self.sty, self.syy, self.sw2],
@@ -231,10 +227,14 @@ class DensityForecaster:
         }
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> DensityForecaster:
-        if state.get("v") != STATE_VERSION:
+    def from_state(
+        cls, state: dict[str, Any], area_m2: float, warning: float, critical: float, **kw: float
+    ) -> DensityForecaster:
+        """A forecaster configured by the arguments that resumes the learned sums of ``state``
+        (version 1 states too: their stored configuration is ignored)."""
+        if state.get("v") not in (1, STATE_VERSION):
             raise ValueError(f"unknown forecast state version {state.get('v')!r}")
-        f = cls(*state["cfg"])
+        f = cls(area_m2, warning, critical, **kw)
         f.t_last, f.step = state["t"], state["st"]
         f.s0, f.s1, f.s2, f.sy, f.sty, f.syy, f.sw2 = state["s"]
         f.in_net, f.in_time = state["in"]

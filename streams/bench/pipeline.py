@@ -22,6 +22,7 @@ from streams.edge.simulator import Simulator
 from streams.schema.intake import parse_message
 from streams.testing import Sandbox
 from streams.zone.processor import ZoneProcessor
+from streams.zone.state import decode_state, encode_state
 
 T0 = 1_764_000_000_000
 
@@ -64,7 +65,9 @@ def _processor_rate(messages: list[tuple[bytes, bytes]], batch: int = 500) -> fl
             by_zone.setdefault(readings[0].zone_id, []).extend(readings)
             n += len(readings)
         for zone, readings in by_zone.items():
-            states[zone] = processor.apply(zone, states.get(zone), readings).state
+            # Decoded and encoded once per zone per batch, as the worker does with its table.
+            state = decode_state(states[zone]) if zone in states else None
+            states[zone] = encode_state(processor.apply(zone, state, readings).state)
     return n / (time.perf_counter() - start)
 
 

@@ -1,7 +1,7 @@
 """The worker's agent and silence timer: batches of messages to zone state and alerts.
 
 Readings are parsed (bad ones dead-lettered), grouped by zone and applied by the zone processor,
-one table write per zone per batch. A tick on partition ``p`` makes the agent sweep the site's
+one table read and one write per zone per batch (msgpack bytes: :mod:`streams.zone.state`). A tick on partition ``p`` makes the agent sweep the site's
 zones of that partition for silence (:meth:`streams.zone.processor.ZoneProcessor.sweep`).
 """
 
@@ -17,6 +17,7 @@ from mode.utils.logging import get_logger
 from streams.schema.intake import Rejected, parse_message
 from streams.worker.faust_compat import set_current_event
 from streams.worker.publish import Publisher
+from streams.zone.state import StateUnreadable, ZoneState, decode_state, encode_state
 
 log = get_logger(__name__)
 
@@ -48,6 +49,23 @@ def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported:
                 await w.topics.ticks.send(value=b"{}", partition=partition)
 
 
+def load_zone(w, zone_id: str) -> ZoneState | None:
+    """The zone's state from the table (None: never seen). Unreadable bytes (corrupt, or from
+    a version this code does not know) are replaced by a fresh state, with a warning and a
+    count: the zone re-learns, rather than dead-lettering every reading it gets for ever."""
+    raw = w.zones.get(zone_id)
+    if raw is None:
+        return None
+    try:
+        return decode_state(raw)
+    except StateUnreadable as exc:
+        log.warning("zone %s: stored state unreadable, starting it afresh: %s", zone_id, exc)
+        w.metrics.state_resets.labels(zone_id).inc()
+        fresh = ZoneState()
+        w.zones[zone_id] = encode_state(fresh)  # warn once, not on every batch or sweep
+        return fresh
+
+
 async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: list) -> None:
     settings, site, zones = w.settings, w.site, w.zones
     w.metrics.batch.observe(len(events))
@@ -73,7 +91,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         # so a batch spanning partitions reads and writes each zone where it belongs.
         set_current_event(stream, zone_events[zone_id][-1])
         try:
-            outcome = w.processor.apply(zone_id, zones[zone_id], readings, int(time.time() * 1000))
+            state = load_zone(w, zone_id)
+            outcome = w.processor.apply(zone_id, state, readings, int(time.time() * 1000))
         except Exception as exc:  # noqa: BLE001 - one zone's failure must not cost the batch
             log.exception("zone %s: readings could not be processed", zone_id)
             for event in zone_events[zone_id]:
@@ -84,7 +103,7 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         # Alerts are delivered before the state that records them is written: a crash in
         # between repeats an alert after the restart rather than losing it.
         await publisher.publish(zone_id, outcome)
-        zones[zone_id] = outcome.state
+        zones[zone_id] = encode_state(outcome.state)
     for partition, event in ticks.items():
         await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
 
@@ -97,7 +116,7 @@ async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> 
     for zone_id in w.zones_by_partition.get(partition, ()):
         if zone_id in skip or zone_id not in w.zones:
             continue  # it just spoke, or never did
-        outcome = w.processor.sweep(zone_id, w.zones[zone_id], now_ms, since_ms=w.started_ms)
+        outcome = w.processor.sweep(zone_id, load_zone(w, zone_id), now_ms, w.started_ms)
         if outcome.alerts:  # the sweep changes state only with a transition
             await publisher.publish(zone_id, outcome, from_readings=False)
-            w.zones[zone_id] = outcome.state
+            w.zones[zone_id] = encode_state(outcome.state)

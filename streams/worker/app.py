@@ -103,8 +103,10 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         faust=app,
         topics=topics,
         # Per-zone state (sources, gate integral, detectors, alert episodes): changelogged, so a
-        # restart recovers it.
-        zones=app.Table("zones", default=dict, partitions=n),
+        # restart recovers it. Values are raw bytes (value_type=bytes: Faust's "raw" codec) that
+        # the agent decodes and encodes itself (streams.zone.state), once per zone per batch;
+        # older JSON records are migrated. Keys stay JSON strings, as the changelog has them.
+        zones=app.Table("zones", partitions=n, value_type=bytes),
         processor=ZoneProcessor(site),
         metrics=WorkerMetrics(),
         zones_by_partition=by_partition,

@@ -66,6 +66,12 @@ class WorkerMetrics:
         self.stale_sources = Gauge(
             "crowdsafe_zone_sources_unavailable", "Stale or offline sources", ["zone"], registry=r
         )
+        self.state_resets = Counter(
+            "crowdsafe_zone_state_resets_total",
+            "Zones whose stored state could not be decoded and was started afresh",
+            ["zone"],
+            registry=r,
+        )
         self.lag = Histogram(
             "crowdsafe_event_lag_seconds",
             "Wall-clock time from a reading's event time to its processing",

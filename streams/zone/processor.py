@@ -1,7 +1,8 @@
 """Per-zone processing: readings in, zone state and alert transitions out.
 
-Plain Python over the site model and a JSON-able state dict per zone, so it runs inside the Faust
-agent (one table write per zone per batch), in tests and in benchmarks alike. Readings are applied
+Plain Python over the site model and a typed state per zone (:class:`streams.zone.state.ZoneState`),
+so it runs inside the Faust agent (one table write per zone per batch), in tests and in benchmarks
+alike. Detectors are configured from the site on every batch, never from stored state. Readings are applied
 one at a time in order, so results do not depend on how the stream was batched.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from detectors.alerting import Alarm, Episode, Transition
 from detectors.anomaly import SeasonalAnomalyDetector
@@ -21,6 +23,7 @@ from streams.schema.payloads import SCHEMA_VERSION, Reading
 from streams.sources import KINDS as SOURCE_KINDS
 from streams.zone import alerts
 from streams.zone.alerts import AlertKind, ZoneContext
+from streams.zone.state import AnomalyState, EpisodeState, ForecastState, SourceState, ZoneState
 
 UNKNOWN_SOURCE_TTL_MS = 86_400_000
 
@@ -29,7 +32,7 @@ UNKNOWN_SOURCE_TTL_MS = 86_400_000
 class Outcome:
     """What one batch of readings did to one zone."""
 
-    state: dict[str, Any]
+    state: ZoneState
     # One zone state per distinct event time: the state after the last reading stamped then
     # (one per tick for live sources, one per row for a replayed series).
     zone_states: list[dict[str, Any]] = field(default_factory=list)
@@ -54,7 +57,7 @@ class ZoneProcessor:
         self._alarms: dict[str, list[tuple[AlertKind, Alarm]]] = {
             z.id: [(k, k.alarm(site, z)) for k in self.kinds] for z in site.zones
         }
-        self._utc_offset_min = site.utc_offset_min()
+        self._tz = ZoneInfo(site.site.timezone)
         self._context = {
             z.id: ZoneContext(z, frozenset(s.id for s in site.sources if z.id in s.zones))
             for z in site.zones
@@ -63,17 +66,18 @@ class ZoneProcessor:
     def apply(
         self,
         zone_id: str,
-        state: dict[str, Any],
+        state: ZoneState | None,
         readings: list[Reading],
         arrived_ms: int | None = None,
     ) -> Outcome:
-        """Apply ``readings`` (``arrived_ms``: wall-clock time they arrived, for :meth:`sweep`)."""
+        """Apply ``readings`` to ``state`` (updated in place; None: a zone not seen before).
+        ``arrived_ms``: wall-clock time they arrived, for :meth:`sweep`."""
         zone = self.site.zone(zone_id)
-        state = state or {"sources": {}, "gate_occupancy": 0.0, "episodes": {}}
+        state = state if state is not None else ZoneState()
         out = Outcome(state=state)
         # Detector state is decoded once per batch and written back once: not once per reading.
         anomaly, forecaster = self._detectors(zone, state)
-        episodes = {k: Episode.from_state(v) for k, v in state["episodes"].items()}
+        episodes = {k: ep.episode() for k, ep in state.episodes.items()}
         for r in sorted(readings, key=lambda r: (r.ts, r.source_id, r.seq)):
             if not self._record(state, r):
                 out.duplicates += 1
@@ -90,12 +94,15 @@ class ZoneProcessor:
             else:
                 out.zone_states.append(snapshot)
         if arrived_ms is not None and out.zone_states:
-            state["arrived_ms"] = arrived_ms
-        state["anomaly"], state["forecast"] = anomaly.to_state(), forecaster.to_state()
-        state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
+            state.arrived_ms = arrived_ms
+        state.anomaly = AnomalyState.of(anomaly.to_state())
+        state.forecast = ForecastState.of(forecaster.to_state())
+        state.episodes = {k: EpisodeState.of(ep) for k, ep in episodes.items()}
         return out
 
-    def sweep(self, zone_id: str, state: dict[str, Any], now_ms: int, since_ms: int = 0) -> Outcome:
+    def sweep(
+        self, zone_id: str, state: ZoneState | None, now_ms: int, since_ms: int = 0
+    ) -> Outcome:
         """Check a zone none of whose sources has said anything for a while (wall clock).
 
         Staleness is otherwise judged on event time when a reading arrives, so a zone whose
@@ -105,93 +112,97 @@ class ZoneProcessor:
         counted from ``since_ms`` at the earliest (the worker's start): a restarted worker first
         catches up with its backlog instead of calling every zone blind.
         """
-        out = Outcome(state=state)
-        if not state or "arrived_ms" not in state:
+        out = Outcome(state=state if state is not None else ZoneState())
+        if state is None or state.arrived_ms is None:
             return out
-        silence_ms = now_ms - max(state["arrived_ms"], since_ms)
+        silence_ms = now_ms - max(state.arrived_ms, since_ms)
         if silence_ms <= self.site.defaults.stale_after_s * 1000:
             return out
         zone = self.site.zone(zone_id)
         # Every source is stale by now, so the zone is blind: of the alarms only source-offline
         # is fed, through the same path as for readings.
-        snapshot = self._snapshot(zone, state, state["ts"] + silence_ms)
+        snapshot = self._snapshot(zone, state, state.ts + silence_ms)
         snapshot.update(_forecast_fields(None, Forecast(), blind=True))
-        episodes = {k: Episode.from_state(v) for k, v in state["episodes"].items()}
+        episodes = {k: ep.episode() for k, ep in state.episodes.items()}
         out.alerts = self._alerts(zone, episodes, snapshot)
         if out.alerts:
-            state["episodes"] = {k: ep.to_state() for k, ep in episodes.items()}
+            state.episodes = {k: EpisodeState.of(ep) for k, ep in episodes.items()}
             out.zone_states.append(snapshot)
         return out
 
     def _detectors(
-        self, zone: Zone, state: dict[str, Any]
+        self, zone: Zone, state: ZoneState
     ) -> tuple[SeasonalAnomalyDetector, DensityForecaster]:
-        if "anomaly" in state:
-            anomaly = SeasonalAnomalyDetector.from_state(state["anomaly"])
+        """The zone's detectors, configured from the site (time zone, area, thresholds) and
+        resuming what they learned: an edited site file takes effect on the next batch."""
+        if state.anomaly is not None:
+            anomaly = SeasonalAnomalyDetector.from_state(state.anomaly.to_dict(), tz=self._tz)
         else:
-            anomaly = SeasonalAnomalyDetector(utc_offset_min=self._utc_offset_min)
-        if "forecast" in state:
-            forecaster = DensityForecaster.from_state(state["forecast"])
+            anomaly = SeasonalAnomalyDetector(tz=self._tz)
+        t = self.site.thresholds(zone)
+        if state.forecast is not None:
+            forecaster = DensityForecaster.from_state(
+                state.forecast.to_dict(), zone.area_m2, t.warning, t.critical
+            )
         else:
-            t = self.site.thresholds(zone)
             forecaster = DensityForecaster(zone.area_m2, t.warning, t.critical)
         return anomaly, forecaster
 
-    def _record(self, state: dict[str, Any], r: Reading) -> bool:
+    def _record(self, state: ZoneState, r: Reading) -> bool:
         """Update the source's state; False for a duplicate (replayed or re-delivered) reading."""
-        src = state["sources"].get(r.source_id)
-        if src is not None and r.seq <= src["seq"]:
+        src = state.sources.get(r.source_id)
+        if src is not None and r.seq <= src.seq:
             return False
-        src = src or {"kind": r.kind}
-        src.update(seq=r.seq, ts=max(r.ts, src.get("ts", 0)), status=r.status, reason=r.reason)
-        state["sources"][r.source_id] = src
-        state["ts"] = max(r.ts, state.get("ts", 0))
+        if src is None:
+            src = state.sources[r.source_id] = SourceState(r.kind, r.seq, r.ts)
+        src.seq, src.ts, src.status, src.reason = r.seq, max(r.ts, src.ts), r.status, r.reason
+        state.ts = max(r.ts, state.ts)
         if r.status != "ok":
             return True
         kind = SOURCE_KINDS[r.kind]
         flow = kind.flow(r)
         if flow is not None:
-            state["gate_occupancy"] = integrate_gates(state["gate_occupancy"], *flow)
-            src["flow_ts"] = r.ts
+            state.gate_occupancy = integrate_gates(state.gate_occupancy, *flow)
+            src.flow_ts = r.ts
         level = kind.level(r, self.site.source_by_id.get(r.source_id))
         if level is not None:
             # Stamped with its own time: a source that once sent a count and now only sends
             # crossings must not pin the zone to that old count.
-            src["estimate"], src["estimate_ts"] = level, r.ts
+            src.estimate, src.estimate_ts = level, r.ts
         self._forget_unknown_sources(state, r.ts)
         return True
 
-    def _forget_unknown_sources(self, state: dict[str, Any], ts: int) -> None:
+    def _forget_unknown_sources(self, state: ZoneState, ts: int) -> None:
         """Sources not in the site file (a replay, a typo) are dropped after a day of silence,
         so a stream of odd source ids cannot grow the zone's table entry without bound."""
         limit = ts - UNKNOWN_SOURCE_TTL_MS
-        for sid in [sid for sid, src in state["sources"].items() if src["ts"] < limit]:
+        for sid in [sid for sid, src in state.sources.items() if src.ts < limit]:
             if sid not in self.site.source_by_id:
-                del state["sources"][sid]
+                del state.sources[sid]
 
-    def _snapshot(self, zone: Zone, state: dict[str, Any], ts: int) -> dict[str, Any]:
+    def _snapshot(self, zone: Zone, state: ZoneState, ts: int) -> dict[str, Any]:
         stale_ms = self.site.defaults.stale_after_s * 1000
         fresh, stale, offline, levels = [], [], [], []
         gate_fresh = False
-        for sid, src in sorted(state["sources"].items()):
-            if src["status"] != "ok":
+        for sid, src in sorted(state.sources.items()):
+            if src.status != "ok":
                 offline.append(sid)
-            elif ts - src["ts"] > stale_ms:
+            elif ts - src.ts > stale_ms:
                 stale.append(sid)
             else:
                 fresh.append(sid)
-                if "estimate" in src and ts - src["estimate_ts"] <= stale_ms:
+                if src.estimate is not None and ts - src.estimate_ts <= stale_ms:
                     weight = (
                         self.site.source_by_id[sid].weight if sid in self.site.source_by_id else 1
                     )
-                    levels.append(LevelEstimate(sid, src["estimate"], weight))
-                if "flow_ts" in src and ts - src["flow_ts"] <= stale_ms:
+                    levels.append(LevelEstimate(sid, src.estimate, weight))
+                if src.flow_ts is not None and ts - src.flow_ts <= stale_ms:
                     gate_fresh = True
         occupancy = fuse_levels(levels)
         if occupancy is not None:
-            state["gate_occupancy"] = occupancy  # re-anchor gates to what the cameras see
+            state.gate_occupancy = occupancy  # re-anchor gates to what the cameras see
         elif gate_fresh:
-            occupancy = state["gate_occupancy"]
+            occupancy = state.gate_occupancy
         t = self.site.thresholds(zone)
         rho = None if occupancy is None else density(occupancy, zone.area_m2)
         return {

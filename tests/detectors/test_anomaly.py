@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import math
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -127,11 +127,37 @@ def test_causal_appending_future_data_changes_no_past_score():
 
 def test_state_round_trip_resumes_identically():
     data = series(12 * 24, step_min=10, seed=2)
-    det = SeasonalAnomalyDetector(utc_offset_min=480)
+    det = SeasonalAnomalyDetector(tz="Asia/Shanghai")
     run(det, data[:1000])
-    restored = SeasonalAnomalyDetector.from_state(json.loads(json.dumps(det.to_state())))
+    restored = SeasonalAnomalyDetector.from_state(
+        msgspec.msgpack.decode(msgspec.msgpack.encode(det.to_state())), tz="Asia/Shanghai"
+    )
     assert run(restored, data[1000:]) == run(det, data[1000:])
     assert restored.to_state() == det.to_state()
+
+
+def test_the_time_zone_comes_from_the_caller_not_from_the_state():
+    """Same learned state, two configurations: the profile is read at the caller's hours."""
+    data = series(3 * 24, seed=2)
+    det = SeasonalAnomalyDetector(tz="Asia/Shanghai")
+    run(det, data)
+    t = data[-1][0] + HOUR
+    here = SeasonalAnomalyDetector.from_state(det.to_state(), tz="Asia/Shanghai")
+    there = SeasonalAnomalyDetector.from_state(det.to_state(), tz="America/New_York")
+    here.update(t, 500)
+    there.update(t, 500)
+    assert here.last.expected != pytest.approx(there.last.expected, rel=0.01)
+
+
+def test_local_hours_follow_daylight_saving():
+    """08:00 local in London falls in bin 8 of the day in winter (UTC+0) and summer (UTC+1),
+    also straight after the clocks change (30 March 2025, 01:00 UTC)."""
+    det = SeasonalAnomalyDetector(tz="Europe/London")
+    change = 1_743_296_400_000  # 2025-03-30 01:00 UTC
+    assert det.hour_of_week(change - 1) % 24 == pytest.approx(1.0, abs=1e-6)  # 00:59:59.999
+    assert det.hour_of_week(change) % 24 == 2.0  # 02:00 BST: 01:00-02:00 local never happens
+    assert det.hour_of_week(change + 6 * HOUR) % 24 == 8.0
+    assert det.hour_of_week(change - 17 * HOUR) % 24 == 8.0  # the morning before, GMT
 
 
 def test_state_is_bounded_over_a_long_series():
@@ -142,9 +168,9 @@ def test_state_is_bounded_over_a_long_series():
     for i, (t, v) in enumerate(data):
         det.update(t, v)
         if i in (24 * 14, len(data) - 1):
-            sizes.append(len(json.dumps(det.to_state())))
-    assert max(sizes) < 3000
-    assert abs(sizes[0] - sizes[1]) < 100  # only the scalars' digits vary
+            sizes.append(len(msgspec.msgpack.encode(det.to_state())))
+    assert max(sizes) < 1400
+    assert abs(sizes[0] - sizes[1]) < 300  # only how well the packed profiles deflate varies
     t = next_busy_hour(data[-1][0])
     assert det.update(t, 5 * rhythm((t - T0) / HOUR)) > 0.99
 

@@ -94,10 +94,27 @@ def test_state_round_trip_resumes_identically():
     ]
     fc = DensityForecaster(900, warning=4.0, critical=4.7)
     feed(fc, pts[:200])
-    restored = DensityForecaster.from_state(json.loads(json.dumps(fc.to_state())))
-    assert len(json.dumps(fc.to_state())) < 400
+    restored = DensityForecaster.from_state(json.loads(json.dumps(fc.to_state())), 900, 4.0, 4.7)
+    assert len(json.dumps(fc.to_state())) < 300
     for t, occ, net in pts[200:]:
         assert restored.update(t, occ, net) == fc.update(t, occ, net)
+
+
+def test_area_and_thresholds_come_from_the_caller_not_from_the_state():
+    """State saved under one area and thresholds, resumed under others (an edited site file):
+    the forecast uses the new ones; a version 1 state's stored configuration is ignored."""
+    fc = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0, horizon_min=600)
+    for minute in range(31):
+        out = fc.update(minute * MIN, 1000 + 10 * minute)
+    assert round(out.minutes_to_warning) == 70  # (2000 - 1300) / 10
+    state = fc.to_state()
+    assert "cfg" not in state
+    edited = DensityForecaster.from_state(state, 2000, 1.0, 1.5, horizon_min=600)
+    now = edited.forecast()
+    assert now.density == pytest.approx(out.density / 2)
+    assert round(now.minutes_to_warning) == 70 and round(now.minutes_to_critical) == 170
+    v1 = {**state, "v": 1, "cfg": [1000.0, 2.0, 3.0, 10.0, 600.0, 1.645]}
+    assert DensityForecaster.from_state(v1, 2000, 1.0, 1.5, horizon_min=600).forecast() == now
 
 
 def test_invalid_thresholds_rejected():

@@ -94,7 +94,7 @@ def test_a_new_kind_is_one_class_plus_its_site_settings(tmp_path):
         # metro-stairs has its own thresholds; other zones the kind's defaults (0.02 / 0.05).
         stairs = Reading(source_id="cam-metro-stairs", kind="camera", zone_id="metro-stairs",
                          ts=T0, seq=1, count=150)  # fmt: skip
-        out = processor.apply("metro-stairs", {}, [stairs])
+        out = processor.apply("metro-stairs", None, [stairs])
         crowding = [a for a in out.alerts if a["kind"] == "crowding"]
         assert [(a["severity"], a["state"]) for a in crowding] == [("warning", "raised")]
         assert crowding[0]["alert_id"] == f"metro-stairs/crowding/{T0}"

@@ -77,7 +77,7 @@ def test_a_source_that_once_sent_a_count_is_not_pinned_to_it():
     p = ZoneProcessor(SITE)
     state = p.apply(
         "metro-interchange",
-        {},
+        None,
         [reading("gate-metro", "metro-interchange", count=0, entered=0, exited=0)],
     ).state
     for i in range(1, 20):
@@ -101,7 +101,7 @@ def test_a_source_that_once_sent_a_count_is_not_pinned_to_it():
 
 def test_unknown_sources_count_for_occupancy_but_never_as_down_and_are_forgotten():
     p = ZoneProcessor(SITE)
-    state = p.apply("underpass", {}, [reading("typo-cam", "underpass", count=50)]).state
+    state = p.apply("underpass", None, [reading("typo-cam", "underpass", count=50)]).state
     out = p.apply(
         "underpass", state, [reading("cam-underpass", "underpass", ts=T0 + 120_000, count=40)]
     )
@@ -112,7 +112,7 @@ def test_unknown_sources_count_for_occupancy_but_never_as_down_and_are_forgotten
         out.state,
         [reading("cam-underpass", "underpass", ts=T0 + 86_500_000, seq=2, count=40)],
     )
-    assert "typo-cam" not in later.state["sources"]  # a day later it is gone
+    assert "typo-cam" not in later.state.sources  # a day later it is gone
 
 
 def test_key_must_be_the_zone_and_batches_are_accepted():
@@ -126,7 +126,7 @@ def test_cameras_are_scaled_by_coverage_and_weighted():
     p = ZoneProcessor(SITE)
     out = p.apply(
         "main-square",
-        {},
+        None,
         [
             reading("cam-square-n", "main-square", count=1000),  # coverage 0.5 -> 2000
             reading("cam-square-s", "main-square", count=1500),  # coverage 0.5 -> 3000
@@ -139,7 +139,7 @@ def test_cameras_are_scaled_by_coverage_and_weighted():
 
 def test_stale_and_offline_sources_are_left_out_never_read_as_zero():
     p = ZoneProcessor(SITE)
-    state = p.apply("main-square", {}, [reading("cam-square-n", "main-square", count=1000)]).state
+    state = p.apply("main-square", None, [reading("cam-square-n", "main-square", count=1000)]).state
     later = T0 + 61_000  # cam-square-n is now more than 60 s behind
     out = p.apply(
         "main-square",
@@ -160,7 +160,7 @@ def test_stale_and_offline_sources_are_left_out_never_read_as_zero():
 
 def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_open():
     p = ZoneProcessor(SITE)
-    out = p.apply("metro-stairs", {}, [reading("cam-metro-stairs", "metro-stairs", count=700)])
+    out = p.apply("metro-stairs", None, [reading("cam-metro-stairs", "metro-stairs", count=700)])
     assert kinds_and_states(out.alerts) == [("density", "raised")]  # 700/240 m² = 2.9 > 2.7
     out = p.apply(
         "metro-stairs",
@@ -187,9 +187,9 @@ def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_ope
 def test_gates_carry_the_zone_between_camera_readings_and_alone():
     p = ZoneProcessor(SITE)
     state = p.apply(
-        "metro-interchange", {}, [reading("cam-metro-concourse", "metro-interchange", count=600)]
+        "metro-interchange", None, [reading("cam-metro-concourse", "metro-interchange", count=600)]
     ).state  # 600/0.6
-    assert state["gate_occupancy"] == 1000
+    assert state.gate_occupancy == 1000
     out = p.apply(
         "metro-interchange",
         state,
@@ -202,9 +202,9 @@ def test_gates_carry_the_zone_between_camera_readings_and_alone():
 def test_re_delivered_readings_are_dropped_so_gates_never_count_twice():
     p = ZoneProcessor(SITE)
     gate = reading("gate-metro", "metro-interchange", entered=50, exited=0, seq=7)
-    state = p.apply("metro-interchange", {}, [gate]).state
+    state = p.apply("metro-interchange", None, [gate]).state
     again = p.apply("metro-interchange", state, [gate])
-    assert again.duplicates == 1 and again.state["gate_occupancy"] == 50
+    assert again.duplicates == 1 and again.state.gate_occupancy == 50
     assert again.applied == []  # nor counted as an accepted reading
 
 
@@ -217,7 +217,7 @@ def test_result_does_not_depend_on_batching():
         readings += [Reading.model_validate(r) for r in rs if r["zone_id"] == "entrance-east"]
 
     def run(batch: int) -> list[tuple]:
-        p, state, alerts = ZoneProcessor(SITE), {}, []
+        p, state, alerts = ZoneProcessor(SITE), None, []
         for i in range(0, len(readings), batch):
             out = p.apply("entrance-east", state, readings[i : i + batch])
             state, alerts = out.state, alerts + out.alerts
@@ -230,7 +230,7 @@ def test_result_does_not_depend_on_batching():
 
 def test_the_forecast_warns_minutes_before_the_surge_reaches_warning_density():
     sim = Simulator(SITE, "surge", start_ms=T0)
-    p, state, alerts = ZoneProcessor(SITE), {}, []
+    p, state, alerts = ZoneProcessor(SITE), None, []
     for ts, rs in sim.ticks():
         if ts - T0 > sim.length_s * 1000:
             break
@@ -274,7 +274,7 @@ def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence
     p = ZoneProcessor(SITE)
     arrived = 5_000_000
     state = p.apply(
-        "underpass", {}, [reading("cam-underpass", "underpass", count=40)], arrived_ms=arrived
+        "underpass", None, [reading("cam-underpass", "underpass", count=40)], arrived_ms=arrived
     ).state
     assert p.sweep("underpass", state, arrived + 59_000).alerts == []  # 60 s not yet over
     out = p.sweep("underpass", state, arrived + 61_000)
@@ -282,6 +282,6 @@ def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence
     assert out.alerts[0]["ts"] == T0 + 61_000  # judged at the event time it would have reached
     assert out.zone_states[0]["occupancy"] is None
     assert p.sweep("underpass", out.state, arrived + 71_000).alerts == []  # once per episode
-    assert p.sweep("metro-stairs", {}, arrived + 99_000).alerts == []  # never heard of: nothing
+    assert p.sweep("metro-stairs", None, arrived + 99_000).alerts == []  # never heard of: nothing
     # A worker restarted at arrived + 50 s counts the silence from its own start.
     assert p.sweep("underpass", state, arrived + 100_000, since_ms=arrived + 50_000).alerts == []

@@ -1,0 +1,139 @@
+"""Zone state: msgpack round trip, migration of the JSON state stored before, unreadable
+bytes, size, and configuration taken from the site file rather than from stored state."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from streams.config.site import load_site
+from streams.schema.payloads import Reading
+from streams.zone.processor import ZoneProcessor
+from streams.zone.state import (
+    EpisodeState,
+    SourceState,
+    StateUnreadable,
+    ZoneState,
+    decode_state,
+    encode_state,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+SITE_FILE = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
+SITE = load_site(SITE_FILE)
+# Written by the worker's code before this state format (see make_state_v1_sample.py in the
+# commit that added it): the JSON bytes in the table, the next readings, what it published.
+SAMPLE = json.loads((Path(__file__).parent / "data" / "state-v1-sample.json").read_text())
+
+
+def test_round_trip_keeps_every_field():
+    p = ZoneProcessor(SITE)
+    tick = [Reading.model_validate(r) for r in SAMPLE["next_readings"][0]]
+    fresh = p.apply("entrance-east", None, [r for r in tick if r.zone_id == "entrance-east"], 7)
+    assert fresh.state.anomaly is not None and set(fresh.state.sources) == {
+        "cam-entrance-east",
+        "gate-entrance-east",
+    }
+    assert decode_state(encode_state(fresh.state)) == fresh.state
+    migrated = decode_state(SAMPLE["stored"]["entrance-east"].encode())
+    assert decode_state(encode_state(migrated)) == migrated
+
+
+def test_the_stored_v1_sample_migrates_and_continues_as_the_old_code_did():
+    p = ZoneProcessor(SITE)
+    states = {}
+    for zone, raw in SAMPLE["stored"].items():
+        old = json.loads(raw)
+        state = decode_state(raw.encode())
+        assert state.v == 2
+        assert {s: src.seq for s, src in state.sources.items()} == {
+            s: src["seq"] for s, src in old["sources"].items()
+        }
+        assert state.gate_occupancy == old["gate_occupancy"]
+        assert state.ts == old["ts"] and state.arrived_ms == old["arrived_ms"]
+        assert {k: (e.severity, e.started_at) for k, e in state.episodes.items()} == {
+            k: (e["severity"], e["started_at"]) for k, e in old["episodes"].items()
+        }
+        states[zone] = encode_state(state)
+    assert decode_state(SAMPLE["stored"]["entrance-east"].encode()).episodes["density"].severity
+    # The next minute of readings, one batch per tick, state encoded and decoded in between as
+    # the worker does: the same zone states (anomaly score, forecast...) and alerts as before.
+    for readings, published in zip(SAMPLE["next_readings"], SAMPLE["published"], strict=True):
+        for zone, expected in published.items():
+            batch = [Reading.model_validate(r) for r in readings if r["zone_id"] == zone]
+            out = p.apply(zone, decode_state(states[zone]), batch, 1_700_000_000_000)
+            assert out.zone_states == expected["zone_states"]
+            assert out.alerts == expected["alerts"]
+            states[zone] = encode_state(out.state)
+    assert any(
+        zs["anomaly_score"]
+        for tick in SAMPLE["published"]
+        for zs in tick["metro-interchange"]["zone_states"]
+    )  # warm: the scores say something
+
+
+def test_state_with_everything_fits_in_2_kb():
+    """Three sources (two cameras and a gate), both detectors warmed up, four open episodes."""
+    state = decode_state(SAMPLE["stored"]["entrance-east"].encode())
+    state.sources["cam-extra"] = SourceState(
+        "camera", 1_795_557_163_572_340, state.ts, estimate=1234.5, estimate_ts=state.ts
+    )
+    assert state.anomaly is not None and state.anomaly.n > 24  # warm
+    for kind in ("density", "anomaly", "forecast", "source-offline"):
+        state.episodes[kind] = EpisodeState(
+            "critical", state.ts - 9_000, state.ts - 9_000, state.ts
+        )
+    new = len(encode_state(state))
+    old = len(SAMPLE["stored"]["main-square"])
+    assert new <= 2048, new
+    assert old > 2 * new  # v1: the JSON dict with base64 anomaly arrays
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"\x93garbage", "not a zone state"),
+        (b"", "not a zone state"),
+        (msgspec.msgpack.encode([99, 0, None, 0.0, {}, {}, None, None]), "version 99"),
+        (b"{not json", "not JSON"),
+        (b'{"sources": {"cam": {"seq": 3}}}', "version 1 state"),  # no kind, no ts
+        (b'{"anomaly": {"v": 1, "a": "!!"}}', "version 1 state"),
+        (b'{"sources": [], "episodes": {}}', "version 1 state"),
+    ],
+)
+def test_unreadable_state_raises_a_specific_error(raw, why):
+    with pytest.raises(StateUnreadable, match=why):
+        decode_state(raw)
+
+
+def test_an_empty_v1_dict_is_a_fresh_zone():
+    assert decode_state(b"{}") == ZoneState()
+
+
+def test_area_and_thresholds_come_from_the_site_file_not_the_stored_state(tmp_path):
+    """A zone's area doubled in the site file: after a restart (a new processor on the edited
+    file, the same stored state) density and the forecast use the new area."""
+    text = SITE_FILE.read_text()
+    assert text.count("area_m2 = 600\n") == 2  # entrance-east and entrance-west
+    edited = tmp_path / "site.toml"
+    edited.write_text(text.replace("area_m2 = 600\n", "area_m2 = 1200\n"))
+    raw = SAMPLE["stored"]["entrance-east"].encode()
+    batch = [
+        Reading.model_validate(r)
+        for tick in SAMPLE["next_readings"][:4]
+        for r in tick
+        if r["zone_id"] == "entrance-east"
+    ]
+    before = ZoneProcessor(SITE).apply("entrance-east", decode_state(raw), batch).zone_state
+    after = ZoneProcessor(load_site(edited)).apply("entrance-east", decode_state(raw), batch)
+    now = after.zone_state
+    assert now["area_m2"] == 1200 and now["occupancy"] == before["occupancy"]
+    assert now["density"] == pytest.approx(before["density"] / 2, abs=1e-4)
+    # Twice the room: further from critical density than under the stored state's 600 m².
+    assert before["minutes_to_critical"] is not None
+    assert now["minutes_to_critical"] is None or (
+        now["minutes_to_critical"] > before["minutes_to_critical"]
+    )
