@@ -52,6 +52,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="local time offset for the hour-of-week profile (480 for Guangzhou with epoch or "
         "offset timestamps; 0 for naive local timestamps)",
     )
+    p.add_argument(
+        "--tz",
+        help="time zone of the place counted (e.g. Asia/Shanghai, Australia/Melbourne): "
+        "hour-of-week bins follow its clock through daylight saving; overrides --utc-offset-min",
+    )
     p.add_argument("--out", type=Path, help="output CSV (default: standard output)")
     p.set_defaults(func=run)
 
@@ -59,6 +64,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.area is not None and args.area <= 0:
         print(f"backtest: --area must be > 0, got {args.area}", file=sys.stderr)
+        return 2
+    try:
+        detector = (
+            SeasonalAnomalyDetector(tz=args.tz)
+            if args.tz
+            else SeasonalAnomalyDetector(utc_offset_min=args.utc_offset_min)
+        )
+    except (ValueError, KeyError) as exc:  # zoneinfo: unknown or malformed name
+        print(f"backtest: --tz {args.tz!r}: unknown time zone ({exc})", file=sys.stderr)
         return 2
     extra = (args.inflow_col,) if args.inflow_col else ()
     try:
@@ -80,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
         [rows[i] for i in order],
         policy,
         inflow_col=args.inflow_col,
-        detector=SeasonalAnomalyDetector(utc_offset_min=args.utc_offset_min),
+        detector=detector,
     )
     scored: list = [None] * len(rows)
     for i, row in zip(order, in_time, strict=True):

@@ -59,19 +59,19 @@ def run(args: argparse.Namespace) -> int:
             except KafkaLocalError as exc:
                 raise SystemExit(f"demo: {exc}") from exc
             broker = config
-    procs: list[subprocess.Popen] = []
+    children: list[subprocess.Popen] = []
     try:
         worker = _spawn("worker", ["worker"], log_dir)
-        procs.append(worker)
+        children.append(worker)
         url = f"http://127.0.0.1:{settings.web_port}/"
         print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
         _wait_for_page(url, worker)
         # A fresh group from the latest offset: the feed shows this run's alerts only.
         group = f"demo-dispatch-{int(time.time())}"
-        procs.append(_spawn("dispatch", ["dispatch", "--group", group, "--from", "latest"]))
+        children.append(_spawn("dispatch", ["dispatch", "--group", group, "--from", "latest"]))
         time.sleep(3)  # let the feed join its group before the first alert can exist
         sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat"]
-        procs.append(_spawn("simulate", sim, log_dir))
+        children.append(_spawn("simulate", sim, log_dir))
         print(f"demo: command centre at {url}  ·  metrics at {url}metrics", flush=True)
         print(
             f"demo: simulating '{args.scenario}' at {args.speed:g}x; alerts for dispatch:",
@@ -79,13 +79,13 @@ def run(args: argparse.Namespace) -> int:
         )
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
-            if any(p.poll() is not None for p in procs):
+            if any(p.poll() is not None for p in children):
                 raise SystemExit(f"demo: a process exited; logs in {log_dir}")
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\ndemo: stopping ...", flush=True)
     finally:
-        for proc in reversed(procs):
+        for proc in reversed(children):
             procs.stop(proc)
         if broker is not None:
             down(broker)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import tomllib
-from datetime import datetime
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
@@ -172,11 +171,6 @@ class Site(_Strict):
             warning=zone.warning if zone.warning is not None else base.warning,
             critical=zone.critical if zone.critical is not None else base.critical,
         )
-
-    def utc_offset_min(self) -> float:
-        """The site's current UTC offset, for the detectors' hour-of-week profiles."""
-        offset = datetime.now(ZoneInfo(self.site.timezone)).utcoffset()
-        return offset.total_seconds() / 60 if offset else 0.0
 
 
 class _FieldError(ValueError):

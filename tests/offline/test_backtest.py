@@ -175,3 +175,20 @@ def test_an_infinite_value_is_a_bad_row_not_a_poisoned_detector(tmp_path, capsys
     bad.write_text("timestamp,value\n2024-01-01 00:00:00,5\n2024-01-01 01:00:00,inf\n")
     assert main(["backtest", str(bad)]) == 1
     assert "row 2" in capsys.readouterr().err
+
+
+def test_tz_is_the_zones_offset_and_an_unknown_zone_is_an_error(tmp_path: Path, capsys):
+    path = tmp_path / "series.csv"
+    lines = ["timestamp,value"]
+    for h in range(24 * 3):  # busy from 08:00 to 20:00 Shanghai time (UTC+8, no DST)
+        lines.append(f"{1704067200 + h * 3600},{100 + 400 * (((h + 8) % 24) in range(8, 20))}")
+    lines.append(f"{1704067200 + 24 * 3 * 3600 + 3 * 3600},500")  # 11:00 local: busy as usual
+    path.write_text("\n".join(lines) + "\n")
+    outs = {}
+    for name, flag in (("tz", ["--tz", "Asia/Shanghai"]), ("offset", ["--utc-offset-min", "480"])):
+        out = tmp_path / f"{name}.csv"
+        assert main(["backtest", str(path), *flag, "--out", str(out)]) == 0
+        outs[name] = out.read_text()
+    assert outs["tz"] == outs["offset"]  # a zone without DST is its fixed offset
+    assert main(["backtest", str(path), "--tz", "Mars/Olympus"]) == 2
+    assert "unknown time zone" in capsys.readouterr().err
