@@ -16,7 +16,9 @@ import time
 import uuid
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+# The folder this ``streams`` was imported from (a checkout, a worktree or site-packages):
+# ``python -m`` puts the cwd first on sys.path, so the subprocesses run this same copy.
+IMPORT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -58,7 +60,7 @@ class Sandbox:
         return subprocess.run(
             [sys.executable, "-m", "streams.cli", *args],
             env=self.env,
-            cwd=ROOT,
+            cwd=IMPORT_ROOT,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -71,7 +73,7 @@ class Sandbox:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streams.cli", "worker"],
             env=self.env,
-            cwd=ROOT,
+            cwd=IMPORT_ROOT,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

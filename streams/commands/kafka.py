@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from streams.ops import kafka_local
 from streams.config.settings import get_settings
+from streams.ops import kafka_local
 from streams.ops.topics import TopicPartitionsMismatch, app_topics, ensure_topics
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[2]
+from streams.config.paths import bundled_site, default_kafka_lib_dir, default_state_dir
 
 
 class Settings(BaseSettings):
@@ -19,13 +19,16 @@ class Settings(BaseSettings):
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "CROWDSAFE_KAFKA_BOOTSTRAP"),
     )
-    site: Path = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
-    state_dir: Path = ROOT / ".state"
+    # Defaults depend on whether this runs from a checkout or installed (streams/config/paths.py).
+    site: Path = Field(default_factory=bundled_site)
+    state_dir: Path = Field(default_factory=default_state_dir)
     # Local broker (crowdsafe kafka up).
     kafka_port: int = Field(9092, ge=1, le=65535)
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
     kafka_data_dir: Path | None = None
     kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[mMgG]$")  # broker JVM -Xmx
+    # The broker's jars (fetched once with mvn), shared by every state dir.
+    kafka_lib_dir: Path = Field(default_factory=default_kafka_lib_dir)
     # Topics.
     topic_partitions: int = Field(4, ge=1, le=256)
     readings_topic: str = "crowd.readings"

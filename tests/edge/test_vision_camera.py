@@ -6,19 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from streams.edge.camera import CameraProcess, load_camera_config
-from streams.edge.capture import FrameSource
 
 from detectors.vision.calibration import Calibration
 from detectors.vision.config import CameraConfig
 from detectors.vision.fitting import calibrate
 from streams.cli import main
+from streams.config.paths import bundled_site
+from streams.edge.camera import CameraProcess, load_camera_config
+from streams.edge.capture import FrameSource
 from streams.offline.vision_truth import read_counts_csv
 from streams.schema.payloads import Reading
 
 ROOT = Path(__file__).resolve().parents[2]
 PETS = ROOT.parent / "shared" / "data" / "vision" / "pets09-s2l1"
-SITE = ROOT / "deploy" / "sites" / "pets09-demo.toml"
+SITE = bundled_site("pets09-demo.toml")
 needs_pets = pytest.mark.skipif(not PETS.is_dir(), reason="shared PETS frames not present")
 CFG = CameraConfig(polygons={"a": [(0, 0), (64, 0), (64, 64)], "b": [(0, 0), (64, 64), (0, 64)]})
 

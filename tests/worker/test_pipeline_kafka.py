@@ -7,9 +7,9 @@ import time
 from pathlib import Path
 
 import pytest
-from streams.edge.simulator import Simulator
 
 from streams.config.site import load_site
+from streams.edge.simulator import Simulator
 from streams.schema.payloads import Alert, DeadLetter, ZoneState
 
 pytestmark = pytest.mark.kafka
