@@ -9,7 +9,7 @@ Where gates report it, the net inflow (entered - exited) gives a second, indepen
 The forecast is ``None`` when the zone is not heading there: when the band's slower rate is not
 above zero (flat, falling or too noisy to say) or the point forecast lies beyond ``horizon_min``.
 Thresholds are per-site settings; the defaults below are those of the site file
-(deploy/sites/guangzhou-station.toml), from Still 2014 and the UK Green Guide 2008.
+(streams/config/sites/guangzhou-station.toml), from Still 2014 and the UK Green Guide 2008.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.forecast import DEFAULT_THRESHOLDS, DensityForecaster
 from streams.offline.series import SeriesRow
 
-# Site defaults (deploy/sites/guangzhou-station.toml: [defaults], [defaults.anomaly], ...).
+# Site defaults (streams/config/sites/guangzhou-station.toml: [defaults], [defaults.anomaly], ...).
 HYSTERESIS, HOLD_S = 0.1, 120.0
 
 
