@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.commands.schemas import schema_files
 from streams.testing import free_port
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -149,6 +150,21 @@ def test_the_wheel_runs_outside_the_checkout(installed: Installed) -> None:
     assert help_.returncode == 0, help_.stderr
     for command in ("backtest", "simulate", "kafka", "worker", "camera"):
         assert command in help_.stdout
+
+
+def test_files_that_are_not_package_data_need_an_option(installed: Installed) -> None:
+    page = installed.python(
+        "from importlib.resources import files;"
+        "print(len(files('streams.worker').joinpath('web', 'index.html').read_text()))"
+    )
+    assert int(page) > 1000  # the command-centre page is package data
+    evaluate = installed.run("crowdsafe", "evaluate", "--quick")
+    assert evaluate.returncode == 2
+    assert "no default outside a checkout); pass --data DIR" in evaluate.stderr
+    schemas = installed.run("crowdsafe", "schemas")
+    assert schemas.returncode == 0, schemas.stderr
+    written = {p.name for p in (installed.work / "schemas").iterdir()}
+    assert written == set(schema_files())
 
 
 def test_backtest_scores_a_csv(installed: Installed) -> None:
