@@ -49,4 +49,4 @@ kafka-down: setup
 
 clean:
 	-$(CROWDSAFE) kafka down
-	rm -rf .state run bench-results
+	rm -rf .state run bench-results build dist

@@ -30,7 +30,9 @@ from pathlib import Path
 
 from streams.ops import procs
 
-ROOT = Path(__file__).resolve().parents[1]
+# The folder this ``streams`` was imported from (a checkout, a worktree or site-packages):
+# ``python -m`` puts the cwd first on sys.path, so the subprocesses run this same copy.
+IMPORT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -72,7 +74,7 @@ class Sandbox:
         return subprocess.run(
             [sys.executable, "-m", "streams.cli", *args],
             env=self.env,
-            cwd=ROOT,
+            cwd=IMPORT_ROOT,
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -83,7 +85,7 @@ class Sandbox:
         log = open(self.tmp / f"worker-{self.starts}.log", "w")  # noqa: SIM115 (lives with proc)
         self._log = log
         self.proc = procs.spawn(
-            [sys.executable, "-m", "streams.cli", "worker"], log=log, env=self.env, cwd=ROOT
+            [sys.executable, "-m", "streams.cli", "worker"], log=log, env=self.env, cwd=IMPORT_ROOT
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

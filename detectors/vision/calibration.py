@@ -1,9 +1,11 @@
-"""The calibration file ``crowdsafe calibrate`` writes and the camera process loads (JSON)."""
+"""The calibration ``crowdsafe calibrate`` fits and the camera process applies, as JSON text.
+
+Files are the edge's business (``streams/edge/camera_files.py``): detectors/ does no I/O.
+"""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,10 +38,10 @@ class Calibration(BaseModel):
     # How well it did on the labelled frames (mae_train, mae_cv, ...).
     metrics: dict[str, float] = {}
 
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(self.model_dump(mode="json"), indent=2) + "\n")
+    def to_json(self) -> str:
+        """Indented JSON with a final newline: the file is meant to be read and diffed."""
+        return json.dumps(self.model_dump(mode="json"), indent=2) + "\n"
 
     @classmethod
-    def load(cls, path: Path) -> Calibration:
-        return cls.model_validate_json(Path(path).read_text())
+    def from_json(cls, text: str | bytes) -> Calibration:
+        return cls.model_validate_json(text)

@@ -37,11 +37,15 @@ def register(name: str) -> Callable[[type[Counter]], type[Counter]]:
     return deco
 
 
-def make_counter(config: CameraConfig, calibration: Calibration | None = None) -> Counter:
-    """The counter the camera's ``method`` names, with its calibration applied."""
+def make_counter(
+    config: CameraConfig, calibration: Calibration | None = None, *, model: bytes | None = None
+) -> Counter:
+    """The counter the camera's ``method`` names, with its calibration applied; ``model`` is
+    the detector network (ONNX bytes) of the methods that need one (``dnn``)."""
     if config.method not in REGISTRY:
         importlib.import_module(_MODULES[config.method])
-    return REGISTRY[config.method](config, calibration)
+    cls = REGISTRY[config.method]
+    return cls(config, calibration, model=model) if model is not None else cls(config, calibration)
 
 
 class ZoneLayout:

@@ -3,12 +3,11 @@
 Understands the common single-output layouts: YOLOv8-style ``[1, 4+C, N]`` (cx, cy, w, h, class
 scores), YOLOv5-style ``[1, N, 5+C]`` (cx, cy, w, h, objectness, class scores) and SSD
 ``DetectionOutput`` ``[1, 1, N, 7]`` (image, class, score, x0, y0, x1, y1 in 0..1). Nothing is
-downloaded: no model file, no dnn camera.
+downloaded: no model file, no dnn camera. The model arrives as bytes; the edge reads the file
+the site names (``streams/edge/camera_files.py``).
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -18,11 +17,9 @@ from detectors.vision.config import CameraConfig, DnnSettings
 from detectors.vision.counters import DetectionCounter, ZoneLayout, register
 
 
-def load_net(path: Path) -> cv2.dnn.Net:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"dnn model not found: {path}")
-    net = cv2.dnn.readNetFromONNX(str(path))
+def net_from_onnx(model: bytes) -> cv2.dnn.Net:
+    """An OpenCV network from the bytes of an ONNX file."""
+    net = cv2.dnn.readNetFromONNX(np.frombuffer(model, np.uint8))
     net.setPreferableBackend(cv2.dnn.DNN_BACKEND_OPENCV)
     net.setPreferableTarget(cv2.dnn.DNN_TARGET_CPU)
     return net
@@ -88,13 +85,19 @@ def letterbox(
 
 @register("dnn")
 class DnnCounter(DetectionCounter):
-    def __init__(self, config: CameraConfig, calibration: Calibration | None = None) -> None:
+    def __init__(
+        self,
+        config: CameraConfig,
+        calibration: Calibration | None = None,
+        *,
+        model: bytes | None = None,
+    ) -> None:
         super().__init__(config, calibration)
-        if config.model is None:
-            raise ValueError("method 'dnn' needs a model file")
+        if model is None:
+            raise ValueError("method 'dnn' needs the ONNX model's bytes (the file in `model`)")
         self.settings = config.dnn
         self.nms_iou = self.settings.nms_iou
-        self.net = load_net(config.model)
+        self.net = net_from_onnx(model)
         self.layout_name = self.settings.layout
 
     def detect(self, frame: np.ndarray, layout: ZoneLayout) -> tuple[np.ndarray, np.ndarray]:

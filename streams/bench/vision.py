@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import statistics
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -14,14 +13,15 @@ from detectors.vision.config import CameraConfig
 from detectors.vision.counters import make_counter
 from detectors.vision.density import IDENTITY_MODEL
 from detectors.vision.flow import FlowMeter
+from streams.config.paths import shared_data_dir
 from streams.edge.capture import image_files
 
-PETS = Path(__file__).resolve().parents[3] / "shared" / "data" / "vision" / "pets09-s2l1"
 SIZES = ((640, 360), (768, 576))
 
 
 def _frames(size: tuple[int, int], n: int) -> list[np.ndarray]:
-    files = image_files(PETS / "img1")[:n] if (PETS / "img1").is_dir() else []
+    pets = shared_data_dir("vision", "pets09-s2l1", "img1")
+    files = image_files(pets)[:n] if pets is not None and pets.is_dir() else []
     if files:
         return [cv2.resize(cv2.imread(str(f)), size) for f in files]
     rng = np.random.default_rng(0)  # no shared data: noise frames still time the code paths

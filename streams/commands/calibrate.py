@@ -11,6 +11,7 @@ import cv2
 
 from detectors.vision.fitting import calibrate
 from streams.edge.camera import load_camera_config
+from streams.edge.camera_files import write_calibration
 from streams.edge.capture import Frame, FrameSource
 from streams.offline.vision_truth import read_counts_csv
 
@@ -58,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"calibrate: {exc}", file=sys.stderr)
         return 1
-    cal.save(Path(out))
+    write_calibration(cal, Path(out))
     print(json.dumps({"out": str(out), "hog": cal.hog, **cal.metrics}, indent=2))
     return 0

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import cv2
 
+from detectors.vision.counters import make_counter
 from streams.edge.camera import (
     CameraProcess,
     CsvSink,
     frame_numbering,
-    load_calibration,
     load_camera_config,
 )
+from streams.edge.camera_files import load_calibration, read_model
 from streams.edge.capture import FrameSource
 
 
@@ -43,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
             config = config.model_copy(update={"every": args.every})
         if args.fps:
             config = config.model_copy(update={"fps": args.fps})
-        calibration = load_calibration(config, args.calibration)
+        # Built here so that a missing model or calibration is a one-line error, not a trace.
+        counter = make_counter(
+            config, load_calibration(config, args.calibration), model=read_model(config)
+        )
     except (OSError, ValueError) as exc:
         print(f"camera: {exc}", file=sys.stderr)
         return 2
@@ -63,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         args.camera_id,
         config,
         sink,
-        calibration=calibration,
+        counter=counter,
         flow=False if args.no_flow else None,
         overlay=args.overlay,
     )

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from detectors.forecast import DensityForecaster
-from streams.config.settings import ROOT, get_settings
+from streams.config.paths import shared_data_dir
+from streams.config.settings import get_settings
 from streams.config.site import load_site
 from streams.offline.evaluation import (
     MELBOURNE_EVENTS,
@@ -23,7 +24,6 @@ from streams.offline.evaluation import (
 )
 from streams.offline.series import read_series
 
-DATA = ROOT.parent / "shared" / "data" / "pedestrian"
 SEEDS = range(5)
 # Synthetic zone for the forecaster: 600 m² of walkway, critical (3 p/m²) at 1800 people, which
 # the build-ups reach and the normal evening peak (about 1500) does not.
@@ -33,7 +33,12 @@ SYNTHETIC_AREA_M2 = 600.0
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate the anomaly detector; write a markdown report")
     p.add_argument("--out", type=Path, default=Path("docs/anomaly-eval.md"))
-    p.add_argument("--data", type=Path, default=DATA, help="the shared pedestrian data folder")
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="the pedestrian data folder (melbourne-2012-2015/, calit2-door-counts/); "
+        "default: the shared data next to a checkout",
+    )
     p.add_argument("--threshold", type=float, default=0.9, help="one alarm threshold for all")
     p.add_argument("--quick", action="store_true", help="one seed per scenario (smoke runs)")
     p.set_defaults(func=run)
@@ -67,6 +72,12 @@ HEADER = (
 
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
+    args.data = args.data or shared_data_dir("pedestrian")
+    if args.data is None or not args.data.is_dir():
+        # The data sets are not package data: an installed crowdsafe has no default folder.
+        where = f"{args.data} is not a folder" if args.data else "no default outside a checkout"
+        print(f"evaluate: pedestrian data not found ({where}); pass --data DIR", file=sys.stderr)
+        return 2
     # The synthetic zones are walkways of the site file's default thresholds.
     w = load_site(get_settings().site).defaults.thresholds["walkway"]
     lines = [

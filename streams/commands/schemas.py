@@ -6,10 +6,14 @@ import argparse
 import json
 from pathlib import Path
 
-from streams.config.settings import ROOT
+from streams.config.paths import checkout_root
 from streams.schema.payloads import SCHEMA_VERSION, SCHEMAS
 
-DEFAULT_DIR = ROOT / "deploy" / "schemas"
+
+def default_dir() -> Path:
+    """The checked-in copies in a checkout (``deploy/schemas/``); ``./schemas`` when installed."""
+    root = checkout_root()
+    return root / "deploy" / "schemas" if root is not None else Path("schemas")
 
 
 def schema_files() -> dict[str, str]:
@@ -22,11 +26,14 @@ def schema_files() -> dict[str, str]:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("schemas", help="write the JSON Schemas of the topic payloads")
-    p.add_argument("--out", type=Path, default=DEFAULT_DIR, help=f"folder (default {DEFAULT_DIR})")
+    p.add_argument(
+        "--out", type=Path, help="folder (default: deploy/schemas/ in a checkout, else ./schemas)"
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    args.out = args.out or default_dir()
     args.out.mkdir(parents=True, exist_ok=True)
     for name, text in schema_files().items():
         (args.out / name).write_text(text)

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[2]
+from streams.config.paths import bundled_site, default_kafka_lib_dir, default_state_dir
 
 
 class Settings(BaseSettings):
@@ -22,8 +22,9 @@ class Settings(BaseSettings):
         "127.0.0.1:9092",
         validation_alias=AliasChoices("KAFKA_BOOTSTRAP", "CROWDSAFE_KAFKA_BOOTSTRAP"),
     )
-    site: Path = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
-    state_dir: Path = ROOT / ".state"
+    # Defaults depend on whether this runs from a checkout or installed (streams/config/paths.py).
+    site: Path = Field(default_factory=bundled_site)
+    state_dir: Path = Field(default_factory=default_state_dir)
     # Security of every Kafka client (streams/config/kafka.py); unprefixed like KAFKA_BOOTSTRAP.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL")
@@ -45,6 +46,8 @@ class Settings(BaseSettings):
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
     kafka_data_dir: Path | None = None
     kafka_heap: str = Field("512m", pattern=r"^[1-9][0-9]*[mMgG]$")  # broker JVM -Xmx
+    # The broker's jars (fetched once with mvn), shared by every state dir.
+    kafka_lib_dir: Path = Field(default_factory=default_kafka_lib_dir)
     # Topics.
     topic_partitions: int = Field(4, ge=1, le=256)
     readings_topic: str = "crowd.readings"

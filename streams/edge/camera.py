@@ -21,6 +21,7 @@ from detectors.vision.counters import Counter, make_counter
 from detectors.vision.flow import FlowMeter
 from detectors.vision.pressure import crowd_pressure
 from streams.config.site import load_site
+from streams.edge.camera_files import read_model
 from streams.edge.capture import Frame, Outage
 
 Sink = Callable[[dict[str, Any]], None]
@@ -44,11 +45,6 @@ def load_camera_config(site: Path, camera_id: str) -> CameraConfig:
     return source.camera
 
 
-def load_calibration(config: CameraConfig, path: Path | None = None) -> Calibration | None:
-    path = path or config.calibration
-    return Calibration.load(path) if path is not None else None
-
-
 class CameraProcess:
     """Counts and motion per zone for each processed frame; outages as offline readings."""
 
@@ -67,7 +63,7 @@ class CameraProcess:
         self.camera_id = camera_id
         self.config = config
         self.sink = sink
-        self.counter = counter or make_counter(config, calibration)
+        self.counter = counter or make_counter(config, calibration, model=read_model(config))
         use_flow = config.flow.enabled if flow is None else flow
         self.flow = FlowMeter(config) if use_flow else None
         # Starting at the wall clock in µs keeps seq increasing across restarts of the process

@@ -8,9 +8,12 @@ Lifecycle, all driven by one :class:`BrokerConfig`:
 ``down``   SIGTERM the broker's process group, wait, SIGKILL after a timeout.
 ``status`` read the pid file and check the process is still our broker.
 
-Everything the broker writes lives under ``BrokerConfig.state_dir`` (``.state/kafka`` by
-default): ``data/`` (log.dirs), ``server.properties``, ``broker.pid`` and ``logs/``.
-The jars live in ``deploy/kafka/lib`` (git-ignored), shared by every state dir.
+Everything the broker writes lives under ``BrokerConfig.state_dir`` (``<state dir>/kafka``):
+``data/`` (log.dirs), the rendered ``server.properties`` and ``log4j2.xml``, ``broker.pid`` and
+``logs/``. The templates and the Maven file ship in the package (``streams/ops/kafka/``); the
+jars live in ``BrokerConfig.lib_dir`` (``deploy/kafka/lib`` in a checkout, the user cache
+folder when installed: ``streams/config/paths.py``), shared by every state dir, one folder per
+pom digest so that a Kafka version bump never replaces the jars of a broker still running.
 """
 
 from __future__ import annotations
@@ -20,19 +23,21 @@ import hashlib
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from streams.config.settings import ROOT, Settings
+from streams.config.paths import default_kafka_lib_dir, default_state_dir, kafka_resource
+from streams.config.settings import Settings
 from streams.ops import procs
 
-KAFKA_HOME = ROOT / "deploy" / "kafka"
 Log = Callable[[str], None]
 
 
@@ -69,18 +74,18 @@ _TOOL_FIX = {
 class BrokerConfig:
     port: int = 9092
     controller_port: int = 9093
-    state_dir: Path = ROOT / ".state" / "kafka"
+    state_dir: Path = field(default_factory=lambda: default_state_dir() / "kafka")
     # Two cores and a broker that holds a handful of small topics: 512 MB is plenty, and the
     # Kafka default (1 GB) would compete with the Faust worker and RocksDB for memory.
     heap: str = "512m"
     partitions: int = 4
-    kafka_home: Path = KAFKA_HOME
+    lib_dir: Path = field(default_factory=default_kafka_lib_dir)
 
     def __post_init__(self) -> None:
         # Absolute paths: the broker runs with cwd=state_dir, and the pid check matches the
         # properties path in the process's command line.
         object.__setattr__(self, "state_dir", Path(self.state_dir).resolve())
-        object.__setattr__(self, "kafka_home", Path(self.kafka_home).resolve())
+        object.__setattr__(self, "lib_dir", Path(self.lib_dir).resolve())
 
     @classmethod
     def from_settings(cls, settings: Settings) -> BrokerConfig:
@@ -90,6 +95,7 @@ class BrokerConfig:
             state_dir=settings.kafka_dir,
             heap=settings.kafka_heap,
             partitions=settings.topic_partitions,
+            lib_dir=settings.kafka_lib_dir,
         )
 
     @property
@@ -97,8 +103,8 @@ class BrokerConfig:
         return f"127.0.0.1:{self.port}"
 
     @property
-    def lib_dir(self) -> Path:
-        return self.kafka_home / "lib"
+    def jar_dir(self) -> Path:
+        return jar_dir(self.lib_dir)
 
     @property
     def data_dir(self) -> Path:
@@ -113,6 +119,10 @@ class BrokerConfig:
         return self.state_dir / "server.properties"
 
     @property
+    def log4j_file(self) -> Path:
+        return self.state_dir / "log4j2.xml"
+
+    @property
     def pid_file(self) -> Path:
         return self.state_dir / "broker.pid"
 
@@ -123,7 +133,7 @@ class BrokerConfig:
 
     @property
     def server_log(self) -> Path:
-        # Written by log4j2 (deploy/kafka/log4j2.xml).
+        # Written by log4j2 (streams/ops/kafka/log4j2.xml).
         return self.log_dir / "server.log"
 
 
@@ -154,46 +164,60 @@ def require_tool(name: str) -> str:
     return path
 
 
-def _pom_digest(kafka_home: Path) -> str:
-    return hashlib.sha256((kafka_home / "pom.xml").read_bytes()).hexdigest()
+@cache
+def _pom_digest() -> str:
+    return hashlib.sha256(kafka_resource("pom.xml").read_bytes()).hexdigest()
 
 
-def jars_resolved(kafka_home: Path = KAFKA_HOME) -> bool:
-    """True if lib/ holds the jars for the current pom.xml (a stamp records its digest, so a
-    Kafka version bump in the pom re-resolves instead of mixing two versions on the path)."""
-    stamp = kafka_home / "lib" / ".resolved"
-    return stamp.is_file() and stamp.read_text().strip() == _pom_digest(kafka_home)
+def jar_dir(lib_dir: Path) -> Path:
+    """Where the jars of the bundled pom.xml live under ``lib_dir``: one folder per pom digest,
+    so a Kafka version bump resolves into a new folder instead of mixing two versions on the
+    class path or deleting jars that a running broker still reads."""
+    return lib_dir / f"kafka-{_pom_digest()[:16]}"
 
 
-def resolve_jars(kafka_home: Path = KAFKA_HOME, log: Log = print) -> bool:
-    """Fetch the broker's classpath into ``kafka_home/lib`` unless it is already there.
+def jars_resolved(lib_dir: Path) -> bool:
+    """True once Maven has finished copying the jars (the stamp is written last)."""
+    return (jar_dir(lib_dir) / ".resolved").is_file()
+
+
+def resolve_jars(lib_dir: Path, log: Log = print) -> bool:
+    """Fetch the broker's classpath into ``jar_dir(lib_dir)`` unless it is already there.
 
     Returns True if Maven ran. ``mvn`` is only required here, so a machine with the jars
-    already in place runs the broker with just a JRE.
+    already in place runs the broker with just a JRE. Maven reuses its own ``~/.m2`` cache.
     """
-    if jars_resolved(kafka_home):
+    if jars_resolved(lib_dir):
         return False
     mvn = require_tool("mvn")
-    lib = kafka_home / "lib"
-    log("kafka: resolving Kafka jars from Maven Central (first run, ~1 min) ...")
-    # copy-dependencies never deletes, so start clean: stale jars of an older version on a
-    # wildcard classpath would load in an arbitrary order.
-    shutil.rmtree(lib, ignore_errors=True)
+    target = jar_dir(lib_dir)
+    log(f"kafka: resolving Kafka jars from Maven Central into {target} (first run, ~1 min) ...")
+    # Only a half-finished earlier attempt (no stamp) is ever deleted: no broker runs from it.
+    shutil.rmtree(target, ignore_errors=True)
     started = time.monotonic()
-    proc = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(kafka_home / "pom.xml"), "dependency:copy-dependencies"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0 or not any(lib.glob("kafka_2.13-*.jar")):
+    # Maven runs on a copy of the pom in a scratch folder: the installed package may be
+    # read-only, and nothing Maven leaves behind should land next to it.
+    with tempfile.TemporaryDirectory(prefix="crowdsafe-mvn-") as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_bytes(kafka_resource("pom.xml").read_bytes())
+        proc = subprocess.run(
+            [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+             f"-Dcrowdsafe.kafka.lib={target}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=work,
+        )  # fmt: skip
+    if proc.returncode != 0 or not any(target.glob("kafka_2.13-*.jar")):
         tail = _tail_text(proc.stdout + proc.stderr, 20)
         raise JarResolutionError(
             f"mvn dependency:copy-dependencies failed (exit {proc.returncode}); "
             f"check network access to Maven Central\n{tail}"
         )
-    (lib / ".resolved").write_text(_pom_digest(kafka_home) + "\n")
-    log(f"kafka: {len(list(lib.glob('*.jar')))} jars in {lib} ({time.monotonic() - started:.0f}s)")
+    (target / ".resolved").write_text(_pom_digest() + "\n")
+    log(
+        f"kafka: {len(list(target.glob('*.jar')))} jars in {target} ({time.monotonic() - started:.0f}s)"
+    )
     return True
 
 
@@ -201,7 +225,7 @@ def resolve_jars(kafka_home: Path = KAFKA_HOME, log: Log = print) -> bool:
 
 
 def render_properties(config: BrokerConfig) -> str:
-    template = (config.kafka_home / "server.properties").read_text()
+    template = kafka_resource("server.properties").read_text()
     return template.format(
         port=config.port,
         controller_port=config.controller_port,
@@ -227,10 +251,10 @@ def _java_cmd(java: str, config: BrokerConfig, max_heap: str, main: str, *args: 
         "-XX:+UseG1GC",
         "-XX:MaxGCPauseMillis=20",
         "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={config.kafka_home / 'log4j2.xml'}",
+        f"-Dlog4j2.configurationFile={config.log4j_file}",
         f"-Dkafka.logs.dir={config.log_dir}",
         "-cp",
-        f"{config.lib_dir}/*",  # the JVM expands the wildcard itself; no shell involved
+        f"{config.jar_dir}/*",  # the JVM expands the wildcard itself; no shell involved
         main,
         *args,
     ]
@@ -334,9 +358,11 @@ def up(config: BrokerConfig, timeout_s: float = 90.0, log: Log = print) -> Broke
                 f"port {port} on 127.0.0.1 is already in use by another process; stop it or "
                 "set CROWDSAFE_KAFKA_PORT / CROWDSAFE_KAFKA_CONTROLLER_PORT"
             )
-    resolve_jars(config.kafka_home, log)
+    resolve_jars(config.lib_dir, log)
     config.log_dir.mkdir(parents=True, exist_ok=True)
     config.properties_file.write_text(render_properties(config))
+    # A copy next to the data: the JVM reads it by path, and the state dir is always writable.
+    shutil.copyfile(kafka_resource("log4j2.xml"), config.log4j_file)
     format_storage(java, config, log)
 
     log(f"kafka: starting broker on {config.bootstrap} (heap {config.heap}) ...")

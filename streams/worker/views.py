@@ -6,12 +6,10 @@ served to users."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
+from importlib.resources import files
 
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-
-PAGE = Path(__file__).parent / "web" / "index.html"
 
 
 def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
@@ -20,7 +18,8 @@ def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
     @app.page("/")
     class CommandCentre(View):
         async def get(self, request: Request) -> Response:
-            return self.html(PAGE.read_text())
+            # Package data (pyproject: [tool.setuptools.package-data]).
+            return self.html(files("streams.worker").joinpath("web", "index.html").read_text())
 
     @app.page("/api/zones")
     class Zones(View):

@@ -5,8 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from streams.config.paths import bundled_site
+
 ROOT = Path(__file__).resolve().parents[2]
-SITE = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
+SITE = bundled_site()
 
 
 def crowdsafe(*args: str, **env: str) -> subprocess.CompletedProcess:

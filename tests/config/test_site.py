@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
+from streams.config.paths import bundled_site
 from streams.config.site import SiteError, load_site
 
-SITE = Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
+SITE = bundled_site()
 
 
 def test_guangzhou_site_loads_with_every_source_on_a_known_zone():

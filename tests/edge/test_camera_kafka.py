@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from streams.config.paths import bundled_site
 from streams.offline.vision_truth import read_counts_csv
 
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
 PETS = ROOT.parent / "shared" / "data" / "vision" / "pets09-s2l1"
-SITE = ROOT / "deploy" / "sites" / "pets09-demo.toml"
+SITE = bundled_site("pets09-demo.toml")
 T0 = 1_764_000_000_000
 
 

@@ -1,17 +1,14 @@
 """Readings (kafka-python at the edge) and the worker's ticks (aiokafka inside Faust) must land a
 zone in the same partition: both hash the key with Kafka's murmur2."""
 
-from pathlib import Path
-
 import pytest
 from aiokafka.partitioner import DefaultPartitioner as WorkerPartitioner
 from kafka.partitioner.default import murmur2
 
+from streams.config.paths import bundled_site
 from streams.config.site import load_site
 
-SITE = load_site(
-    Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
-)
+SITE = load_site(bundled_site())
 
 
 @pytest.mark.parametrize("partitions", [1, 2, 3, 4, 8, 16])

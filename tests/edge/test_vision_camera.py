@@ -7,18 +7,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detectors.vision.calibration import Calibration
 from detectors.vision.config import CameraConfig
 from detectors.vision.fitting import calibrate
 from streams.cli import main
+from streams.config.paths import bundled_site
 from streams.edge.camera import CameraProcess, load_camera_config
+from streams.edge.camera_files import read_calibration, write_calibration
 from streams.edge.capture import FrameSource
 from streams.offline.vision_truth import read_counts_csv
 from streams.schema.payloads import Reading
 
 ROOT = Path(__file__).resolve().parents[2]
 PETS = ROOT.parent / "shared" / "data" / "vision" / "pets09-s2l1"
-SITE = ROOT / "deploy" / "sites" / "pets09-demo.toml"
+SITE = bundled_site("pets09-demo.toml")
 needs_pets = pytest.mark.skipif(not PETS.is_dir(), reason="shared PETS frames not present")
 CFG = CameraConfig(polygons={"a": [(0, 0), (64, 0), (64, 64)], "b": [(0, 0), (64, 64), (0, 64)]})
 
@@ -123,8 +124,8 @@ def test_density_calibration_generalises_within_pets_and_round_trips(tmp_path):
     train = {"pets-plaza": [c if i < 75 else None for i, c in enumerate(counts)]}
     cal = calibrate("pets-cam1-density", config, frames, train, check_hog=False)
     path = tmp_path / "cal.json"
-    cal.save(path)
-    loaded = Calibration.load(path)
+    write_calibration(cal, path)
+    loaded = read_calibration(path)
     assert loaded == cal and loaded.density is not None
     # Held-out second half, counted by the camera process with the loaded calibration.
     from detectors.vision.density import predict

@@ -1,16 +1,15 @@
 """Cameras configured on one frame size and run on another, and other edges of the config."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from detectors.vision.config import CameraConfig
 from detectors.vision.counters import ZoneLayout, make_counter
+from streams.config.paths import bundled_site
 from streams.edge.camera import load_camera_config
 from streams.offline.vision_truth import read_counts_csv
 
-SITE = Path(__file__).resolve().parents[2] / "deploy" / "sites" / "pets09-demo.toml"
+SITE = bundled_site("pets09-demo.toml")
 
 
 @pytest.mark.parametrize("scale", [0.5, 1.0, 2.0])

@@ -76,10 +76,11 @@ def test_importing_every_module_does_no_work(tmp_path):
 
 def test_the_worker_app_is_built_by_a_function(tmp_path):
     """Two apps from two settings objects, side by side, each with its own topics."""
+    from streams.config.paths import bundled_site
     from streams.config.settings import Settings
     from streams.worker.app import build_app
 
-    site = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
+    site = bundled_site()
     a = build_app(Settings(app_id="a", site=site, state_dir=tmp_path, readings_topic="ra"))
     b = build_app(Settings(app_id="b", site=site, state_dir=tmp_path, readings_topic="rb"))
     assert a.faust is not b.faust

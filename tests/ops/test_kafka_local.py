@@ -17,7 +17,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
 from streams.cli import main
-from streams.config.settings import get_settings
+from streams.config.settings import Settings, get_settings
 from streams.ops import kafka_local
 from streams.ops.kafka_local import (
     BrokerConfig,
@@ -42,13 +42,9 @@ def empty_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def kafka_home(tmp_path: Path) -> Path:
-    """A copy of deploy/kafka without lib/, i.e. jars not yet resolved."""
-    home = tmp_path / "kafka-home"
-    home.mkdir()
-    for name in ("pom.xml", "server.properties", "log4j2.xml"):
-        shutil.copy(kafka_local.KAFKA_HOME / name, home / name)
-    return home
+def lib_dir(tmp_path: Path) -> Path:
+    """An empty jar folder, i.e. jars not yet resolved."""
+    return tmp_path / "kafka-lib"
 
 
 @pytest.fixture
@@ -76,25 +72,42 @@ def test_missing_java_is_a_typed_error_with_the_fix(empty_path: None, tmp_path: 
 
 
 def test_missing_mvn_is_reported_only_when_jars_must_be_fetched(
-    empty_path: None, kafka_home: Path
+    empty_path: None, lib_dir: Path
 ) -> None:
     with pytest.raises(MissingToolError, match=r"^mvn not found.*apt-get install maven"):
-        kafka_local.resolve_jars(kafka_home, log=lambda _: None)
+        kafka_local.resolve_jars(lib_dir, log=lambda _: None)
 
 
 def test_resolved_jars_are_reused_without_mvn_until_the_pom_changes(
-    empty_path: None, kafka_home: Path
+    empty_path: None, lib_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lib = kafka_home / "lib"
-    lib.mkdir()
-    (lib / ".resolved").write_text(kafka_local._pom_digest(kafka_home))
-    assert kafka_local.resolve_jars(kafka_home, log=lambda _: None) is False
+    jars = kafka_local.jar_dir(lib_dir)
+    assert jars.parent == lib_dir
+    jars.mkdir(parents=True)
+    (jars / ".resolved").write_text(kafka_local._pom_digest())
+    assert kafka_local.resolve_jars(lib_dir, log=lambda _: None) is False
 
-    pom = kafka_home / "pom.xml"
-    pom.write_text(pom.read_text().replace("<version>0</version>", "<version>1</version>"))
-    assert not kafka_local.jars_resolved(kafka_home)
+    # Another pom (a Kafka version bump) resolves into a folder of its own: the jars of the
+    # old one stay in place for a broker that still runs from them.
+    monkeypatch.setattr(kafka_local, "_pom_digest", lambda: "f" * 64)
+    assert kafka_local.jar_dir(lib_dir) != jars
+    assert not kafka_local.jars_resolved(lib_dir)
     with pytest.raises(MissingToolError):  # would have to run mvn again
-        kafka_local.resolve_jars(kafka_home, log=lambda _: None)
+        kafka_local.resolve_jars(lib_dir, log=lambda _: None)
+    assert (jars / ".resolved").is_file()
+
+
+def test_broker_files_come_from_the_package_and_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CROWDSAFE_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("CROWDSAFE_KAFKA_LIB_DIR", str(tmp_path / "jars"))
+    config = BrokerConfig.from_settings(Settings())
+    assert config.state_dir == tmp_path / "state" / "kafka"
+    assert config.jar_dir.parent == tmp_path / "jars"
+    cmd = kafka_local._java_cmd("java", config, "1g", "kafka.Kafka")
+    assert f"-Dlog4j2.configurationFile={tmp_path / 'state' / 'kafka' / 'log4j2.xml'}" in cmd
+    assert cmd[cmd.index("-cp") + 1] == f"{config.jar_dir}/*"
 
 
 def test_cli_prints_one_line_error_and_exits_nonzero(

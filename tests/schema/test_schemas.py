@@ -1,21 +1,18 @@
 """The published JSON Schemas match the models, and every record the worker makes fits them."""
 
-from pathlib import Path
-
-from streams.commands.schemas import DEFAULT_DIR, schema_files
+from streams.commands.schemas import default_dir, schema_files
+from streams.config.paths import bundled_site
 from streams.config.site import load_site
 from streams.edge.simulator import Simulator
 from streams.schema.payloads import Alert, Reading, ZoneState
 from streams.zone.processor import ZoneProcessor
 
-SITE = load_site(
-    Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
-)
+SITE = load_site(bundled_site())
 
 
 def test_committed_schema_files_are_those_of_the_models():
     for name, text in schema_files().items():
-        path = DEFAULT_DIR / name
+        path = default_dir() / name
         assert path.exists(), f"run `crowdsafe schemas`: {name} is missing"
         assert path.read_text() == text, f"run `crowdsafe schemas`: {name} is out of date"
 

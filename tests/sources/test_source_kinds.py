@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import get_args
 
 import numpy as np
 
+from streams.config.paths import bundled_site
 from streams.config.site import Source, load_site
 from streams.edge.simulator import Simulator
 from streams.schema import payloads
 from streams.sources import KINDS
 
-SITE = load_site(
-    Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
-)
+SITE = load_site(bundled_site())
 
 
 def test_schema_and_site_name_exactly_the_registered_kinds():

@@ -9,6 +9,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from detectors.alerting import Alarm, Transition
+from streams.config.paths import bundled_site
 from streams.config.site import SiteError, Zone, load_site
 from streams.offline.backtest import SeriesPolicy
 from streams.schema.payloads import Reading
@@ -16,7 +17,7 @@ from streams.zone import alerts
 from streams.zone.alerts import AlertKind, make_alarm
 from streams.zone.processor import ZoneProcessor
 
-SITE_FILE = Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
+SITE_FILE = bundled_site()
 T0 = 1_764_000_000_000
 
 

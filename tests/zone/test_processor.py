@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from streams.config.paths import bundled_site
 from streams.config.site import load_site
 from streams.edge.simulator import Simulator
 from streams.schema.intake import Rejected, parse_message
 from streams.schema.payloads import Reading
 from streams.zone.processor import ZoneProcessor
 
-SITE = load_site(
-    Path(__file__).resolve().parents[2] / "deploy" / "sites" / "guangzhou-station.toml"
-)
+SITE = load_site(bundled_site())
 T0 = 1_764_000_000_000
 
 

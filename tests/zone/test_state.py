@@ -9,6 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from streams.config.paths import bundled_site
 from streams.config.site import load_site
 from streams.schema.payloads import Reading
 from streams.zone.processor import ZoneProcessor
@@ -22,7 +23,7 @@ from streams.zone.state import (
 )
 
 ROOT = Path(__file__).resolve().parents[2]
-SITE_FILE = ROOT / "deploy" / "sites" / "guangzhou-station.toml"
+SITE_FILE = bundled_site()
 SITE = load_site(SITE_FILE)
 # Written by the worker's code before this state format (see make_state_v1_sample.py in the
 # commit that added it): the JSON bytes in the table, the next readings, what it published.
