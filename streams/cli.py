@@ -11,9 +11,11 @@ import importlib
 import pkgutil
 import sys
 
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from streams import commands
+from streams.config.kafka import KafkaConfigError
 from streams.config.site import SiteError
 
 
@@ -33,7 +35,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"crowdsafe {args.command}: {exc}", file=sys.stderr)
     except ValidationError as exc:  # settings from the environment
         print(f"crowdsafe {args.command}: bad setting: {_settings_error(exc)}", file=sys.stderr)
+    except KafkaConfigError as exc:
+        print(f"crowdsafe {args.command}: bad Kafka setting: {exc}", file=sys.stderr)
+    except KafkaError as exc:  # the cluster is unreachable, refuses us, or times out
+        print(f"crowdsafe {args.command}: {_kafka_error(exc)}", file=sys.stderr)
+        return 1
     return 2
+
+
+def _kafka_error(exc: Exception) -> str:
+    from streams.config.settings import get_settings
+
+    try:
+        bootstrap = get_settings().kafka_bootstrap
+    except ValidationError:
+        bootstrap = "?"
+    name, text = type(exc).__name__, str(exc)
+    what = text if text.startswith(name) else f"{name}: {text}"
+    return f"Kafka at {bootstrap}: {what}".replace("\n", " ")[:400]
 
 
 def _settings_error(exc: ValidationError) -> str:

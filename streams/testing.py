@@ -148,10 +148,10 @@ class Sandbox:
 
     def ensure_topics(self) -> None:
         from streams.config.settings import Settings
-        from streams.ops.topics import app_topics, ensure_topics
+        from streams.ops.topics import ensure_app_topics
 
         env = {k: v for k, v in self.env.items() if k.startswith(("CROWDSAFE_", "KAFKA_"))}
-        ensure_topics(self.bootstrap, app_topics(Settings(**_settings_kwargs(env))))
+        ensure_app_topics(Settings(**_settings_kwargs(env)), self.bootstrap)
 
 
 def _settings_kwargs(env: dict[str, str]) -> dict[str, str]:

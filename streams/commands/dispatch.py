@@ -48,12 +48,14 @@ def format_alert(alert: dict) -> str:
 def run(args: argparse.Namespace) -> int:
     from kafka import KafkaConsumer
 
+    from streams.config.kafka import client_kwargs
     from streams.config.settings import get_settings
 
     settings = get_settings()
     consumer = KafkaConsumer(
         settings.alerts_topic,
-        bootstrap_servers=settings.kafka_bootstrap,
+        **client_kwargs(settings),
+        bootstrap_timeout_ms=int(settings.kafka_connect_timeout_s * 1000),
         group_id=args.group,
         enable_auto_commit=False,
         auto_offset_reset=args.start,  # by default a new group sees every alert still kept

@@ -7,7 +7,7 @@ import sys
 
 from streams.config.settings import get_settings
 from streams.ops import kafka_local
-from streams.ops.topics import TopicPartitionsMismatch, app_topics, ensure_topics
+from streams.ops.topics import TopicPartitionsMismatch, ensure_app_topics
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             if not args.no_topics:
                 # Auto-creation is off on this broker, so the edge producer would block on
                 # metadata for crowd.readings until the worker had declared it.
-                created = ensure_topics(config.bootstrap, app_topics(settings))
+                created = ensure_app_topics(settings, config.bootstrap)
                 if created:
                     print(f"kafka: created topics {', '.join(created)}")
             _hint_bootstrap(settings.kafka_bootstrap, config.bootstrap)

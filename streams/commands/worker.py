@@ -20,12 +20,12 @@ def run(args: argparse.Namespace) -> int:
     import faust
 
     from streams.config.settings import get_settings
-    from streams.ops.topics import app_topics, ensure_topics
+    from streams.ops.topics import ensure_app_topics
     from streams.worker.app import build_app
 
     settings = get_settings()
     worker = build_app(settings)  # a bad site file fails here, before touching the broker
-    ensure_topics(settings.kafka_bootstrap, app_topics(settings))
+    ensure_app_topics(settings)
     settings.worker_state_dir.mkdir(parents=True, exist_ok=True)
     faust.Worker(worker.faust, loglevel=args.loglevel.upper()).execute_from_commandline()
     return 0

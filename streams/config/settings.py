@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     zone_state_topic: str = "crowd.zone-state"
     alerts_topic: str = "crowd.alerts"
     deadletter_topic: str = "crowd.deadletter"
+    # Alerts are the record of what happened: kept this long whatever the broker's default.
+    alerts_retention_days: float = Field(400.0, gt=0)
+    replication_factor: int = Field(1, ge=1, le=16)  # of the app's topics on a real cluster
     # Worker.
     app_id: str = "crowdsafe"
     # Stable id of one worker process: its local state folder and its static consumer-group

@@ -11,6 +11,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
+from streams.config.kafka import client_kwargs
 from streams.config.settings import get_settings
 
 
@@ -20,8 +21,12 @@ class ReadingProducer:
     def __init__(self, bootstrap: str | None = None, topic: str | None = None) -> None:
         settings = get_settings()
         self.topic = topic or settings.readings_topic
+        client = client_kwargs(settings)  # TLS and SASL as configured
+        if bootstrap:
+            client["bootstrap_servers"] = bootstrap
         self._producer = KafkaProducer(
-            bootstrap_servers=bootstrap or settings.kafka_bootstrap,
+            **client,
+            bootstrap_timeout_ms=int(settings.kafka_connect_timeout_s * 1000),
             linger_ms=20,  # batch a frame's or a tick's worth of readings per request
             acks="all",
             enable_idempotence=True,  # retries never reorder or duplicate a zone's readings

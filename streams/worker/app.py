@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import faust
 
+from streams.config.kafka import faust_credentials
 from streams.config.settings import Settings
 from streams.config.site import Site, load_site
 from streams.ops.partitioning import partition_of
@@ -64,6 +65,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        broker_credentials=faust_credentials(settings),  # TLS and SASL as configured
         store=settings.store,
         datadir=str(settings.worker_state_dir),
         topic_partitions=settings.topic_partitions,

@@ -32,3 +32,20 @@ def test_a_bad_setting_names_the_variable():
     out = crowdsafe("simulate", "--duration", "1", CROWDSAFE_TOPIC_PARTITIONS="many")
     assert out.returncode == 2
     assert "CROWDSAFE_TOPIC_PARTITIONS='many'" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_unreachable_broker_is_one_line_within_the_connect_timeout():
+    for command in (["worker"], ["simulate", "--duration", "5", "--speed", "0"], ["dispatch"]):
+        out = crowdsafe(
+            *command, KAFKA_BOOTSTRAP="127.0.0.1:1", CROWDSAFE_KAFKA_CONNECT_TIMEOUT_S="2"
+        )
+        assert out.returncode == 1, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert lines == [lines[0]] and "Traceback" not in out.stderr, out.stderr
+        assert lines[0].startswith(f"crowdsafe {command[0]}: Kafka at 127.0.0.1:1:")
+
+
+def test_bad_kafka_security_settings_name_the_variable(tmp_path):
+    out = crowdsafe("dispatch", KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_USERNAME="ops")
+    assert out.returncode == 2
+    assert "KAFKA_SASL_PASSWORD_FILE" in out.stderr and "Traceback" not in out.stderr
