@@ -155,6 +155,22 @@ def _split(raw: bytes, sizes: tuple[int, ...] = _SIZES) -> list[array]:
     return out
 
 
+@dataclass(frozen=True, slots=True)
+class _Expectation:
+    """What the profile expects at one timestamp, and where in the bins it falls."""
+
+    expected: float  # log1p scale
+    scale: float  # robust sigma, floored
+    w0: int
+    w1: int
+    d0: int
+    d1: int
+    fw: float  # fraction of the way from bin 0 to bin 1
+    inflate_w: float
+    inflate_d: float
+    informed: bool  # the day profile has data behind it
+
+
 class SeasonalAnomalyDetector:
     """Robust seasonal anomaly score in [0, 1] for one irregularly sampled count series.
 
@@ -317,26 +333,57 @@ class SeasonalAnomalyDetector:
         """Score ``value`` at ``ts_ms`` (epoch ms), then learn from it; ``None`` when missing."""
         if value is None or not math.isfinite(value):  # None, NaN, inf: a hole, not a zero
             return None
-        t = ts_ms / HOUR_MS
+        dt = self._advance(ts_ms / HOUR_MS)
+        y = math.log1p(max(float(value), 0.0))
+        at = self._expectation(ts_ms)
+        r = y - at.expected
+        # The point residual is taken from the profile plus today's offset, so a busy day is
+        # not a string of spikes; level and growth keep the profile alone as their reference.
+        bias = self.bias
+        r_today = r - bias
+        z = r_today / at.scale
+        # Short-term means of the residual z, by elapsed time (one second at least, so a burst
+        # of readings with one timestamp still moves them).
+        step = max(dt, 1.0 / 3600.0)
+        w = min(step, self.cfg["max_step_h"])  # the time one observation stands for, capped
+        level_iid, growth = self._short_term(r / at.scale, step, w)
+        z_level = level_iid / (_MAD_TO_SIGMA * self.q_level)
+        # With readings sparser than the fast window, "fast minus slow" is just the newest
+        # point again (counted twice); growth then says less the sparser the series is.
+        sparse = min(1.0, self.cfg["growth_fast_h"] / dt) if dt > 0.0 else 1.0
+        z_growth = sparse * growth / (_MAD_TO_SIGMA * self.q_growth)
+        warm = self.warm
+        score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
+        self.last = Explanation(z, z_level, z_growth, math.expm1(at.expected + bias), at.scale)
+        self._learn(at, r, r_today, bias, step, w, warm)
+        self._learn_typical_sizes(level_iid, growth, w, warm)
+        self.seen_h += w
+        if self._ld * (self.t_last - self.t_ref) > _MAX_INFLATION_EXP:
+            self._rebase()
+        return score
+
+    def _advance(self, t: float) -> float:
+        """Move the clock to ``t`` (hours); the elapsed time. Late readings are scored and
+        learned at the current clock: time never runs back."""
         if self.t_last is None:
             self.t_last = t
             self.t_ref = t
-        # Late readings are scored and learned at the current clock: time never runs back.
         dt = max(t - self.t_last, 0.0)
         self.t_last = max(t, self.t_last)
         if self._ld * (self.t_last - self.t_ref) > _MAX_INFLATION_EXP:
             self._rebase()  # a long gap: fold the forgetting in now, before it overflows
-        y = math.log1p(max(float(value), 0.0))
-        c = self.cfg
+        return dt
 
-        # Where in the week and the day (fractional hours, interpolated between bins).
+    def _expectation(self, ts_ms: int | float) -> _Expectation:
+        """Expected log1p value and robust scale at ``ts_ms``: hour-of-week bins shrunk to
+        hour-of-day bins shrunk to the global level, interpolated between hours."""
+        c = self.cfg
         wpos = self.hour_of_week(ts_ms)
         w0 = int(wpos)
         fw = wpos - w0
         w1 = (w0 + 1) % WEEK_BINS
         d0 = w0 % DAY_BINS
         d1 = (d0 + 1) % DAY_BINS
-
         inflate_w = math.exp(self._lw * (self.t_last - self.t_ref))
         inflate_d = math.exp(self._ld * (self.t_last - self.t_ref))
         gd0 = (1.0 - fw) * self.g_d[d0] / inflate_d  # effective hours of data behind each bin
@@ -349,23 +396,19 @@ class SeasonalAnomalyDetector:
         s_day = (gd0 * self.s_d[d0] + gd1 * self.s_d[d1] + kd * self.scale_g) / (gd0 + gd1 + kd)
         # Poisson-like floor: sd of log1p(N) for a count N of mean E is about 1/sqrt(1 + E).
         floor = max(c["min_scale"], 1.0 / math.sqrt(1.0 + math.expm1(max(expected, 0.0))))
-        scale = max(s_day, floor)
-        r = y - expected
-        # The point residual is taken from the profile plus today's offset, so a busy day is
-        # not a string of spikes; level and growth keep the profile alone as their reference.
-        bias = self.bias
-        r_today = r - bias
-        z = r_today / scale
-        z_seasonal = r / scale
+        return _Expectation(
+            expected, max(s_day, floor), w0, w1, d0, d1, fw, inflate_w, inflate_d,
+            informed=gd0 + gd1 >= kd,
+        )  # fmt: skip
 
-        # Short-term means of the residual z, by elapsed time (one second at least, so a burst
-        # of readings with one timestamp still moves them).
-        step = max(dt, 1.0 / 3600.0)
+    def _short_term(self, z_seasonal: float, step: float, w: float) -> tuple[float, float]:
+        """Update the level and growth means of the clipped residual z; (level, growth).
+
+        The level is a time-weighted mean of recent z, standardised as if they were
+        independent (so one reading after a long gap is no stronger than itself), then divided
+        (by the caller) by its learned typical size, which absorbs how correlated they are.
+        """
         zc = max(-_Z_CAP, min(_Z_CAP, z_seasonal))
-        # The level is a time-weighted mean of recent z, standardised as if they were
-        # independent (so one reading after a long gap is no stronger than itself), then
-        # divided by its learned typical size, which absorbs how correlated they really are.
-        w = min(step, c["max_step_h"])
         keep = math.exp(-self._ll * step)
         self.w_level = self.w_level * keep + w
         self.w2_level = self.w2_level * keep * keep + w * w
@@ -373,56 +416,59 @@ class SeasonalAnomalyDetector:
         level_iid = self.m_level * self.w_level / math.sqrt(self.w2_level)
         self.m_fast += (1.0 - math.exp(-self._lf * step)) * (zc - self.m_fast)
         self.m_slow += (1.0 - math.exp(-self._ls * step)) * (zc - self.m_slow)
-        z_level = level_iid / (_MAD_TO_SIGMA * self.q_level)
-        growth = self.m_fast - self.m_slow
-        # With readings sparser than the fast window, "fast minus slow" is just the newest
-        # point again (counted twice); growth then says less the sparser the series is.
-        sparse = min(1.0, c["growth_fast_h"] / dt) if dt > 0.0 else 1.0
-        z_growth = sparse * growth / (_MAD_TO_SIGMA * self.q_growth)
-        warm = self.warm
-        score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
-        self.last = Explanation(z, z_level, z_growth, math.expm1(expected + bias), scale)
+        return level_iid, self.m_fast - self.m_slow
 
-        # Learn. An observation stands for the time since the previous one, capped (w).
-        k = c["clip_k"]
+    def _learn(
+        self,
+        at: _Expectation,
+        r: float,
+        r_today: float,
+        bias: float,
+        step: float,
+        w: float,
+        warm: bool,
+    ) -> None:
+        """Learn the profiles, today's offset, the level and the scale from one residual."""
+        k, scale = self.cfg["clip_k"], at.scale
         rc = max(-k * scale, min(k * scale, r)) if warm else r
-        target = expected + rc
-        wi_w, wi_d = w * inflate_w, w * inflate_d
-        for b, share in ((w0, 1.0 - fw), (w1, fw)):
+        target = at.expected + rc
+        wi_w, wi_d = w * at.inflate_w, w * at.inflate_d
+        for b, share in ((at.w0, 1.0 - at.fw), (at.w1, at.fw)):
             if share > 0.0:
                 self.g_w[b] += share * wi_w
                 self.mu_w[b] += share * wi_w / self.g_w[b] * (target - self.mu_w[b])
         abs_dev = _MAD_TO_SIGMA * min(abs(r_today), k * scale)
-        informed = gd0 + gd1 >= kd  # a residual against a profile still empty says nothing
         # Today's offset follows the day, not an event: residuals enter it clipped at one sigma.
         keep_bias = math.exp(-self._lb * step)
         self.bias_num *= keep_bias
         self.bias_den *= keep_bias
-        if warm and informed:  # before, residuals measure the empty profile, not the day
+        if warm and at.informed:  # before, residuals measure the empty profile, not the day
             precision = w / (scale * scale)
             self.bias_num += precision * (bias + max(-scale, min(scale, r_today)))
             self.bias_den += precision
-        for b, share in ((d0, 1.0 - fw), (d1, fw)):
+        for b, share in ((at.d0, 1.0 - at.fw), (at.d1, at.fw)):
             if share > 0.0:
                 prev = self.g_d[b]
                 self.g_d[b] += share * wi_d
                 lr = share * wi_d / self.g_d[b]
                 self.mu_d[b] += lr * (target - self.mu_d[b])
-                if informed:
+                if at.informed:  # a residual against a profile still empty says nothing
                     self.s_d[b] += (lr if prev > 0 else 1.0) * (abs_dev - self.s_d[b])
         a_day = 1.0 - math.exp(-self._lg * w)
         self.level += (a_day if self.seen_h > 0 else 1.0) * (target - self.level)
-        if informed:
+        if at.informed:
             self.scale_g += a_day * (abs_dev - self.scale_g)
-        if warm:
-            self.q_level += a_day * (min(abs(level_iid), k * self.q_level) - self.q_level)
-            self.q_growth += a_day * (min(abs(growth), k * self.q_growth) - self.q_growth)
-            self.q_level = max(self.q_level, 1.0 / _MAD_TO_SIGMA)  # never above the point z
-            self.q_growth = max(self.q_growth, 0.2)
-        self.seen_h += w
-        if self._ld * (self.t_last - self.t_ref) > _MAX_INFLATION_EXP:
-            self._rebase()
-        return score
+
+    def _learn_typical_sizes(self, level_iid: float, growth: float, w: float, warm: bool) -> None:
+        """The typical |level| and |growth| that divide them into z statistics."""
+        if not warm:
+            return
+        k = self.cfg["clip_k"]
+        a_day = 1.0 - math.exp(-self._lg * w)
+        self.q_level += a_day * (min(abs(level_iid), k * self.q_level) - self.q_level)
+        self.q_growth += a_day * (min(abs(growth), k * self.q_growth) - self.q_growth)
+        self.q_level = max(self.q_level, 1.0 / _MAD_TO_SIGMA)  # never above the point z
+        self.q_growth = max(self.q_growth, 0.2)
 
     def _rebase(self) -> None:
         """Fold the forgetting accumulated since ``t_ref`` into the weights (amortised O(1))."""
