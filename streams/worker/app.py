@@ -62,7 +62,35 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     """The worker's Faust app with its topics, table, agent, silence timer and web views."""
     faust_compat.check()
     site = site or load_site(settings.site)
-    app = faust.App(
+    app = faust_app(settings)
+    n = settings.topic_partitions
+    worker = WorkerApp(
+        settings=settings,
+        site=site,
+        faust=app,
+        topics=_topics(app, settings),
+        # Per-zone state (sources, gate integral, detectors, alert episodes): changelogged, so a
+        # restart recovers it. Values are raw bytes (value_type=bytes: Faust's "raw" codec) that
+        # the agent decodes and encodes itself (streams.zone.state), once per zone per batch;
+        # older JSON records are migrated. Keys stay JSON strings, as the changelog has them.
+        zones=app.Table("zones", partitions=n, value_type=bytes),
+        processor=ZoneProcessor(site),
+        metrics=WorkerMetrics(),
+        zones_by_partition=_zones_by_partition(site, n),
+    )
+    worker.metrics.watch_health(worker.health)
+    # Imported here, not at module level: each registers on this app only.
+    from streams.worker.agent import register_agent
+    from streams.worker.views import register_views
+
+    register_agent(worker)
+    register_views(worker)
+    return worker
+
+
+def faust_app(settings: Settings) -> faust.App:
+    """The Faust app of this worker: cluster, local state, web server, group membership."""
+    return faust.App(
         settings.app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=faust_credentials(settings),  # TLS and SASL as configured
@@ -85,39 +113,24 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         producer_linger=0.02,
         autodiscover=False,
     )
+
+
+def _topics(app: faust.App, settings: Settings) -> Topics:
     n = settings.topic_partitions
-    ticks = app.topic(settings.ticks_topic, partitions=n, **_RAW)
-    topics = Topics(
+    return Topics(
         # The agent reads both: tick partition p wakes the sweep of readings partition p.
         inputs=app.topic(settings.readings_topic, settings.ticks_topic, partitions=n, **_RAW),
         readings=app.topic(settings.readings_topic, partitions=n, **_RAW),
-        ticks=ticks,
+        ticks=app.topic(settings.ticks_topic, partitions=n, **_RAW),
         zone_state=app.topic(settings.zone_state_topic, partitions=n, **_RAW),
         alerts=app.topic(settings.alerts_topic, partitions=n, **_RAW),
         deadletter=app.topic(settings.deadletter_topic, partitions=n, **_RAW),
     )
-    by_partition: dict[int, list[str]] = {p: [] for p in range(n)}
-    for zone in site.zones:
-        by_partition[partition_of(zone.id.encode(), n)].append(zone.id)
-    worker = WorkerApp(
-        settings=settings,
-        site=site,
-        faust=app,
-        topics=topics,
-        # Per-zone state (sources, gate integral, detectors, alert episodes): changelogged, so a
-        # restart recovers it. Values are raw bytes (value_type=bytes: Faust's "raw" codec) that
-        # the agent decodes and encodes itself (streams.zone.state), once per zone per batch;
-        # older JSON records are migrated. Keys stay JSON strings, as the changelog has them.
-        zones=app.Table("zones", partitions=n, value_type=bytes),
-        processor=ZoneProcessor(site),
-        metrics=WorkerMetrics(),
-        zones_by_partition=by_partition,
-    )
-    worker.metrics.watch_health(worker.health)
-    # Imported here, not at module level: each registers on this app only.
-    from streams.worker.agent import register_agent
-    from streams.worker.views import register_views
 
-    register_agent(worker)
-    register_views(worker)
-    return worker
+
+def _zones_by_partition(site: Site, partitions: int) -> dict[int, list[str]]:
+    """The site's zones by the readings partition their id maps to."""
+    out: dict[int, list[str]] = {p: [] for p in range(partitions)}
+    for zone in site.zones:
+        out[partition_of(zone.id.encode(), partitions)].append(zone.id)
+    return out
