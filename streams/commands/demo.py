@@ -20,7 +20,18 @@ from streams.ops import procs
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="run broker, worker, simulator and dispatch feed together")
     p.add_argument("--scenario", default="surge", help="simulator scenario (default: surge)")
-    p.add_argument("--speed", type=float, default=10.0, help="simulated seconds per second")
+    p.add_argument(
+        "--speed",
+        type=float,
+        default=10.0,
+        help="how many times faster the scenario's story runs; readings carry wall-clock times",
+    )
+    p.add_argument(
+        "--clock",
+        default="17:30",
+        metavar="HH:MM",
+        help="the station's local time the story starts at (default: 17:30, the evening peak)",
+    )
     p.add_argument("--duration", type=float, help="stop after this many wall-clock seconds")
     p.set_defaults(func=run)
 
@@ -70,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
         group = f"demo-dispatch-{int(time.time())}"
         children.append(_spawn("dispatch", ["dispatch", "--group", group, "--from", "latest"]))
         time.sleep(3)  # let the feed join its group before the first alert can exist
-        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat"]
+        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
+               "--clock", args.clock]  # fmt: skip
         children.append(_spawn("simulate", sim, log_dir))
         print(f"demo: command centre at {url}  ·  metrics at {url}metrics", flush=True)
         print(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from streams.edge.simulator import SCENARIOS, TICK_S, Simulator
 
@@ -18,12 +20,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--speed",
         type=float,
         default=1.0,
-        help="event seconds per wall second (0: as fast as possible)",
+        help="how many times faster the scenario's story runs, while readings are stamped with "
+        "the wall clock and sent every 5 s (0: as fast as possible, stamped from --start on, "
+        "the story not compressed: for history and tests)",
     )
     p.add_argument(
         "--duration",
         type=float,
-        help="event-time seconds to simulate (default: the scenario's length, forever for normal)",
+        help="story seconds to simulate (default: the scenario's length, forever for normal)",
+    )
+    p.add_argument(
+        "--clock",
+        type=_local_time,
+        metavar="HH:MM",
+        help="the site's local time of day the story starts at (default: the time of the first "
+        "reading), e.g. 17:30 for the station's evening peak",
     )
     p.add_argument("--zone", help="zone that surges (surge scenario)")
     p.add_argument("--source", help="camera that goes blind (blind-camera scenario)")
@@ -50,18 +61,26 @@ def run(args: argparse.Namespace) -> int:
     if args.speed < 0:
         raise SystemExit("crowdsafe simulate: --speed must be >= 0")
     site = load_site(args.site or get_settings().site)
-    start_ms = int(args.start.timestamp() * 1000) if args.start else None
-    sim = Simulator(site, args.scenario, start_ms, args.seed, args.zone, args.source, args.repeat)
+    start_ms = int(args.start.timestamp() * 1000) if args.start else int(time.time() * 1000)
+    story_start_ms = _story_start(start_ms, args.clock, site.site.timezone)
+    try:
+        sim = Simulator(
+            site, args.scenario, start_ms, args.seed, args.zone, args.source, args.repeat,
+            compress=args.speed or 1.0, story_start_ms=story_start_ms,
+        )  # fmt: skip
+    except ValueError as exc:  # an unknown zone or source: one line, not a traceback
+        raise SystemExit(f"crowdsafe simulate: {exc}") from exc
     duration = args.duration if args.duration is not None or args.repeat else sim.length_s
     wall_start = time.monotonic()
     sent = 0
     with ReadingProducer() as producer:
         for ts, readings in sim.ticks():
-            elapsed = (ts - sim.start_ms) / 1000
+            wall = (ts - sim.start_ms) / 1000  # event seconds: wall seconds when live
+            elapsed = wall * sim.compress  # story seconds
             if duration is not None and elapsed > duration:
                 break
-            if args.speed > 0:
-                time.sleep(max(0.0, wall_start + elapsed / args.speed - time.monotonic()))
+            if args.speed > 0:  # live: readings go out when their event time comes
+                time.sleep(max(0.0, wall_start + wall - time.monotonic()))
             by_zone: dict[str, list[dict]] = {}
             for reading in readings:
                 by_zone.setdefault(reading["zone_id"], []).append(reading)
@@ -75,7 +94,26 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
     print(
-        f"simulate: done, {sent} readings over {elapsed:.0f} s of event time (tick {TICK_S:.0f} s)",
+        f"simulate: done, {sent} readings over {elapsed:.0f} s of story time "
+        f"(a tick every {TICK_S:.0f} s of event time)",
         flush=True,
     )
     return 0
+
+
+def _local_time(text: str) -> dt_time:
+    try:
+        return dt_time.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a time of day (HH:MM): {text!r}") from exc
+
+
+def _story_start(start_ms: int, clock: dt_time | None, tz: str) -> int:
+    """The most recent moment (at or before ``start_ms``) the site's clock showed ``clock``."""
+    if clock is None:
+        return start_ms
+    start = datetime.fromtimestamp(start_ms / 1000, ZoneInfo(tz))
+    story = start.replace(hour=clock.hour, minute=clock.minute, second=0, microsecond=0)
+    if story > start:
+        story -= timedelta(days=1)
+    return int(story.timestamp() * 1000)

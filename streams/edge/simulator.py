@@ -106,11 +106,22 @@ class Simulator:
         surge_zone: str | None = None,
         blind_source: str | None = None,
         repeat: bool = False,
+        compress: float = 1.0,
+        story_start_ms: int | None = None,
     ) -> None:
+        """``compress``: story seconds per event second. The story (daily rhythm, trains, the
+        scenario's event) runs that much faster while event times advance with the clock, so a
+        live demo stamps wall-clock times yet shows a surge every few minutes.
+        ``story_start_ms``: the moment the story starts (its local hour sets the rhythm;
+        default: ``start_ms``)."""
+        if compress <= 0:
+            raise ValueError(f"compress must be > 0, got {compress}")
         if scenario not in SCENARIOS:
             raise ValueError(f"unknown scenario '{scenario}' (choose from {', '.join(SCENARIOS)})")
         self.site, self.scenario = site, scenario
         self.start_ms = start_ms if start_ms is not None else int(datetime.now().timestamp() * 1000)
+        self.compress = float(compress)
+        self.story_start_ms = story_start_ms if story_start_ms is not None else self.start_ms
         self.rng = np.random.default_rng(seed)
         self.tz = ZoneInfo(site.site.timezone)
         self.surge = Surge(surge_zone or _default_surge_zone(site)) if scenario == "surge" else None
@@ -130,7 +141,8 @@ class Simulator:
 
     @property
     def length_s(self) -> float | None:
-        """Event-time length of the scenario's story (None: it goes on)."""
+        """Story-time length of the scenario (None: it goes on); event time takes
+        ``length_s / compress``."""
         if self.surge:
             return self.surge.end_s + 120.0
         if self.outage:
@@ -138,8 +150,9 @@ class Simulator:
         return None
 
     def occupancy(self, zone: Zone, t: float) -> float:
-        """Expected people in ``zone`` at ``t`` seconds after the start (before noise)."""
-        local = datetime.fromtimestamp(self.start_ms / 1000 + t, self.tz)
+        """Expected people in ``zone`` at ``t`` story seconds after the start (before noise)."""
+        # A repeating story repeats its hours too: a demo stays at the hour it was started at.
+        local = datetime.fromtimestamp(self.story_start_ms / 1000 + self._story_time(t), self.tz)
         hour = local.hour + local.minute / 60
         base_density = CALM_SHARE * self.site.thresholds(zone).warning
         share = daily_rhythm(hour) * (1 + (train_pulse(t) if zone.id in TRAIN_ZONES else 0))
@@ -156,8 +169,8 @@ class Simulator:
         """(event time ms, readings) every ``TICK_S`` seconds of event time, forever."""
         n = 0
         while True:
-            t = n * TICK_S
-            ts = self.start_ms + int(t * 1000)
+            ts = self.start_ms + int(n * TICK_S * 1000)
+            t = n * TICK_S * self.compress  # story time
             occ = {z.id: self.occupancy(z, t) for z in self.site.zones}
             readings = [
                 r
@@ -170,7 +183,7 @@ class Simulator:
             n += 1
 
     def _observe(self, source: Source, occ: dict[str, float], t: float, ts: int) -> list[dict]:
-        seq = self.seq_base + int(t / TICK_S)  # one per tick, above any earlier run's
+        seq = self.seq_base + (ts - self.start_ms) // int(TICK_S * 1000)  # one per tick
         base = {"source_id": source.id, "kind": source.kind, "ts": ts, "seq": seq}
         if (
             self.outage

@@ -43,7 +43,7 @@ def _processes_with(app_id: str) -> list[int]:
 
 def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
     demo = subprocess.Popen(
-        [sys.executable, "-m", "streams.cli", "demo", "--speed", "120"],
+        [sys.executable, "-m", "streams.cli", "demo", "--speed", "20"],
         env=pipeline.env,
         cwd=ROOT,
         stdout=subprocess.PIPE,
