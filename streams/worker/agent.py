@@ -1,14 +1,18 @@
 """The worker's agent and silence timer: batches of messages to zone state and alerts.
 
 Readings are parsed (bad ones dead-lettered), grouped by zone and applied by the zone processor,
-one table read and one write per zone per batch (msgpack bytes: :mod:`streams.zone.state`). A tick on partition ``p`` makes the agent sweep the site's
-zones of that partition for silence (:meth:`streams.zone.processor.ZoneProcessor.sweep`).
+one table read and one write per zone per batch (msgpack bytes: :mod:`streams.zone.state`). A
+tick on partition ``p`` makes the agent sweep the site's zones of that partition for silence
+(:meth:`streams.zone.processor.ZoneProcessor.sweep`).
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 from collections import defaultdict
+from typing import NoReturn
 
 import faust
 from mode import CrashingSupervisor
@@ -20,21 +24,22 @@ from streams.worker.publish import Publisher
 from streams.zone.state import StateUnreadable, ZoneState, decode_state, encode_state
 
 log = get_logger(__name__)
+EXIT_BATCH_FAILED = 70  # EX_SOFTWARE: an internal error; the supervisor restarts us
 
 
 def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported: no cycle)
     app, settings = w.faust, w.settings
     publisher = Publisher(w)
 
-    # An exception that escapes a batch (the broker refusing a record we must deliver) stops
-    # the worker with an error instead of restarting the agent behind a page that looks live:
-    # the supervisor (systemd, Kubernetes) restarts it and it resumes from the changelog.
     @app.agent(w.topics.inputs, name="process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:
         w.health.agent_started()
         try:
             async for events in stream.take_events(500, within=0.2):
-                await handle_batch(w, publisher, stream, events)
+                try:
+                    await handle_batch(w, publisher, stream, events)
+                except Exception:  # noqa: BLE001 - see fail_batch
+                    fail_batch(w, events)
                 w.health.batch_done()
         finally:
             w.health.agent_stopped()
@@ -64,6 +69,25 @@ def load_zone(w, zone_id: str) -> ZoneState | None:
         fresh = ZoneState()
         w.zones[zone_id] = encode_state(fresh)  # warn once, not on every batch or sweep
         return fresh
+
+
+def fail_batch(w, events: list) -> NoReturn:
+    """Stop the process at once when a batch cannot be handled (the broker refusing a record
+    that must be delivered): nothing of this batch is committed, so a restart redoes it.
+
+    Raising instead would be worse twice over: Faust's ``take_events`` acks every event of the
+    batch when the generator is closed (its ``finally``), so the failed batch's offsets would be
+    committed and its readings lost; and a restarted agent behind a live web page looks healthy.
+    A supervisor (systemd, Kubernetes, the demo) restarts the worker; it resumes from the last
+    committed offsets and its changelog, and re-delivered readings are dropped by ``seq``.
+    """
+    log.exception(
+        "a batch of %d messages could not be handled: stopping the worker without committing it",
+        len(events),
+    )
+    w.health.agent_stopped()
+    logging.shutdown()
+    os._exit(EXIT_BATCH_FAILED)
 
 
 async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: list) -> None:
