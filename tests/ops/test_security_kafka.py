@@ -20,13 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, TopicAuthorizationFailedError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 
 from streams.config.kafka import client_kwargs
 from streams.config.settings import Settings
 from streams.ops import kafka_local, secure_broker
-from streams.ops.acls import Principals, app_acls, apply_acls
 from streams.testing import Sandbox, free_port
 
 pytestmark = pytest.mark.kafka
@@ -80,12 +79,13 @@ def run(cluster: SecureCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     box = Sandbox(
         cluster.config.bootstrap, tmp_path_factory.mktemp("secure-run"), cluster.env("worker")
     )
-    admin = cluster.env("admin")
-    box.ensure_topics(admin)  # the worker has no right to create the app's topics
-    principals = Principals(
-        workers=["User:worker"], edges=["User:edge"], dispatchers=["User:dispatch"]
-    )
-    apply_acls(client_kwargs(box.settings(admin)), app_acls(box.settings(), principals))
+    # As the admin: the app's topics (the worker has no right to create them), then the ACLs.
+    acls = box.cli(
+        "kafka", "acls", "--worker", "worker", "--edge", "edge", "--dispatch", "dispatch",
+        env=cluster.env("admin"),
+    )  # fmt: skip
+    assert acls.returncode == 0, acls.stderr
+    assert "ACLs in place" in acls.stdout
     try:
         box.start_worker(timeout=90)
         start = datetime.now(UTC) - timedelta(seconds=700)
@@ -192,31 +192,66 @@ def _a_real_alert(cluster: SecureCluster, run: Sandbox) -> dict:
     return _alerts(_read(admin, run.topic("alerts"), until=_has_density_alert, timeout=90))[0]
 
 
+def test_an_authenticated_user_without_acls_can_do_nothing(
+    cluster: SecureCluster, run: Sandbox, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The authoriser denies what no ACL allows: the edge may not even read the alerts.
+    (kafka-python's consumer does not raise on it: it logs the refusal and gets no records.)"""
+    topic = run.topic("alerts")
+    refused = f"Topic {topic} is not authorized"
+    consumer = KafkaConsumer(
+        **client_kwargs(run.settings(cluster.env("edge"))), enable_auto_commit=False
+    )
+    got = []
+    try:
+        consumer.assign([TopicPartition(topic, 0), TopicPartition(topic, 1)])
+        consumer.seek_to_beginning()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and refused not in caplog.text:
+            got += [r for batch in consumer.poll(timeout_ms=500).values() for r in batch]
+    finally:
+        consumer.close()
+    assert refused in caplog.text
+    assert got == []
+
+
+def _auth_failures(cluster: SecureCluster) -> int:
+    """SCRAM logins the broker refused so far (its server.log, INFO from the socket server)."""
+    text = cluster.config.server_log.read_text(errors="replace")
+    return text.count("Authentication failed during authentication due to invalid credentials")
+
+
+def _refused_within(kwargs: dict) -> None:
+    # kafka-python retries a refused login until its bootstrap timeout, then gives up.
+    with pytest.raises(KafkaTimeoutError, match="Unable to bootstrap"):
+        KafkaProducer(**kwargs, bootstrap_timeout_ms=5000).close()
+
+
 def test_clients_without_or_with_wrong_credentials_are_refused(
     cluster: SecureCluster, run: Sandbox, tmp_path: Path
 ) -> None:
-    quick = {"bootstrap_timeout_ms": 8000, "request_timeout_ms": 8000}
     # No credentials at all: PLAINTEXT to the SASL_SSL port never gets a broker.
-    plain = {"bootstrap_servers": cluster.config.bootstrap}
-    with pytest.raises(KafkaError):
-        KafkaProducer(**plain, **quick).close()
-    # TLS fine, wrong password.
-    wrong = tmp_path / "wrong.pw"
-    wrong.write_text("not-the-password\n")
-    bad = {**cluster.env("edge"), "KAFKA_SASL_PASSWORD_FILE": str(wrong)}
-    with pytest.raises(KafkaError):
-        KafkaProducer(**client_kwargs(run.settings(bad)), **quick).close()
-    # An unknown user.
-    stranger = {**cluster.env("edge"), "KAFKA_SASL_USERNAME": "mallory"}
-    with pytest.raises(KafkaError):
-        KafkaProducer(**client_kwargs(run.settings(stranger)), **quick).close()
+    _refused_within({"bootstrap_servers": cluster.config.bootstrap})
+    # TLS but no SASL.
+    tls_only = {**cluster.env("edge"), "KAFKA_SECURITY_PROTOCOL": "SSL"}
+    _refused_within(client_kwargs(run.settings(tls_only)))
 
-    # The CLI says so and exits non-zero, without echoing the password it tried.
+    # TLS fine, wrong password; then an unknown user: the broker refuses the SCRAM login.
+    wrong = secure_broker.write_password(tmp_path / "wrong.pw", "not-the-password")
+    bad = {**cluster.env("edge"), "KAFKA_SASL_PASSWORD_FILE": str(wrong)}
+    stranger = {**cluster.env("edge"), "KAFKA_SASL_USERNAME": "mallory"}
+    for env in (bad, stranger):
+        before = _auth_failures(cluster)
+        _refused_within(client_kwargs(run.settings(env)))
+        assert _auth_failures(cluster) > before
+
+    # The CLI says so in one line and exits 1, without echoing the password it tried.
     result = run.cli(
         "dispatch", "--max", "1", "--idle-timeout", "5",
-        env={**bad, "CROWDSAFE_KAFKA_CONNECT_TIMEOUT_S": "8"},
+        env={**bad, "CROWDSAFE_KAFKA_CONNECT_TIMEOUT_S": "5"},
     )  # fmt: skip
-    assert result.returncode != 0
+    assert result.returncode == 1
+    assert "Unable to bootstrap" in result.stderr
     assert "not-the-password" not in result.stdout + result.stderr
 
 
@@ -248,3 +283,38 @@ def test_credentials_never_appear_in_logs_metrics_or_dead_letters(
             assert secret not in text, f"{user}'s password in the {name}"
     # The broker's own config holds the admin's password: readable by its owner only.
     assert os.stat(cluster.config.properties_file).st_mode & 0o077 == 0
+
+
+def test_secure_properties_enforce_acls_and_keep_the_controller_on_loopback(
+    tmp_path: Path,
+) -> None:
+    tls = secure_broker.TlsFiles(tmp_path / "ca.pem", tmp_path / "s.pem", tmp_path / "k.pem")
+    security = secure_broker.BrokerSecurity(tls, secure_broker.write_password(tmp_path / "a.pw"))
+    config = kafka_local.BrokerConfig(
+        port=19700, controller_port=19701, state_dir=tmp_path, security=security
+    )
+    text = kafka_local.render_properties(config)
+    props = dict(l.split("=", 1) for l in text.splitlines() if l and not l.startswith("#"))  # noqa: E741
+    assert props["listeners"] == "SASL_SSL://127.0.0.1:19700,CONTROLLER://127.0.0.1:19701"
+    assert props["advertised.listeners"] == "SASL_SSL://127.0.0.1:19700"
+    assert props["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert props["super.users"] == "User:admin"
+    assert props["listener.name.sasl_ssl.sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    # PLAINTEXT (the demo) has none of it
+    plain = kafka_local.render_properties(kafka_local.BrokerConfig(state_dir=tmp_path))
+    lines = [line for line in plain.splitlines() if line and not line.startswith("#")]
+    assert not [line for line in lines if "SASL" in line or "authorizer" in line or "ssl" in line]
+
+
+def test_the_admin_scram_credential_is_formatted_without_the_clear_password(
+    tmp_path: Path,
+) -> None:
+    tls = secure_broker.TlsFiles(tmp_path / "ca.pem", tmp_path / "s.pem", tmp_path / "k.pem")
+    pw = secure_broker.write_password(tmp_path / "a.pw", "hunter2-very-secret")
+    args = secure_broker.scram_format_args(secure_broker.BrokerSecurity(tls, pw), salt=b"s" * 24)
+    assert args[0] == "--add-scram"
+    assert args[1].startswith("SCRAM-SHA-512=[name=admin,iterations=8192,salt=")
+    assert "hunter2" not in " ".join(args)
+    assert os.stat(pw).st_mode & 0o777 == 0o600
