@@ -44,7 +44,9 @@ def free_port() -> int:
 class Sandbox:
     """One isolated worker: its own topic names, app id, state folder and web port."""
 
-    def __init__(self, bootstrap: str, tmp: Path) -> None:
+    def __init__(self, bootstrap: str, tmp: Path, extra_env: dict[str, str] | None = None) -> None:
+        """``extra_env``: more variables for the worker and the CLI, e.g. ``KAFKA_SECURITY_*``
+        and ``KAFKA_SASL_*`` for a secure cluster (``streams.ops.secure_broker.client_env``)."""
         suffix = uuid.uuid4().hex[:8]
         self.tmp = tmp
         self.web_port = free_port()
@@ -62,6 +64,7 @@ class Sandbox:
             # Off unless a test turns it on: a test that idles past stale_after_s would
             # otherwise see every zone's sources reported silent.
             "CROWDSAFE_SILENCE_SWEEP_S": "0",
+            **(extra_env or {}),
         }
         self.bootstrap = bootstrap
         self.proc: subprocess.Popen | None = None
@@ -70,10 +73,14 @@ class Sandbox:
     def topic(self, name: str) -> str:
         return self.env[f"CROWDSAFE_{name.upper().replace('-', '_')}_TOPIC"]
 
-    def cli(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    def cli(
+        self, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess:
+        """``crowdsafe *args`` with this sandbox's environment, updated with ``env`` (another
+        principal's credentials, say)."""
         return subprocess.run(
             [sys.executable, "-m", "streams.cli", *args],
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=IMPORT_ROOT,
             capture_output=True,
             text=True,
@@ -146,21 +153,28 @@ class Sandbox:
         if result.returncode != 0:
             raise RuntimeError(f"simulate failed: {result.stderr}")
 
-    def ensure_topics(self) -> None:
+    def settings(self, env: dict[str, str] | None = None):
+        """The worker's Settings (its topic names, app id, credentials), updated with ``env``."""
         from streams.config.settings import Settings
+
+        merged = {**self.env, **(env or {})}
+        env = {k: v for k, v in merged.items() if k.startswith(("CROWDSAFE_", "KAFKA_"))}
+        return Settings(**_settings_kwargs(env))
+
+    def ensure_topics(self, env: dict[str, str] | None = None) -> None:
+        """The worker's topics, created with this sandbox's credentials or ``env``'s."""
         from streams.ops.topics import ensure_app_topics
 
-        env = {k: v for k, v in self.env.items() if k.startswith(("CROWDSAFE_", "KAFKA_"))}
-        ensure_app_topics(Settings(**_settings_kwargs(env)), self.bootstrap)
+        ensure_app_topics(self.settings(env), self.bootstrap)
 
 
 def _settings_kwargs(env: dict[str, str]) -> dict[str, str]:
-    """Settings fields from CROWDSAFE_* variables (without touching os.environ)."""
+    """Settings fields from CROWDSAFE_* variables and the KAFKA_* aliases (KAFKA_BOOTSTRAP,
+    KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_CAFILE), without touching os.environ."""
     out = {
         k.removeprefix("CROWDSAFE_").lower(): v
         for k, v in env.items()
         if k.startswith("CROWDSAFE_")
     }
-    if "KAFKA_BOOTSTRAP" in env:
-        out["KAFKA_BOOTSTRAP"] = env["KAFKA_BOOTSTRAP"]  # the field's alias
+    out.update({k: v for k, v in env.items() if k.startswith("KAFKA_")})  # the fields' aliases
     return out

@@ -1,4 +1,5 @@
-"""``crowdsafe kafka up|down|status``: the local single-node broker (streams/ops/kafka_local.py)."""
+"""``crowdsafe kafka up|down|status``: the local single-node broker (streams/ops/kafka_local.py);
+``crowdsafe kafka acls``: topics and ACLs on a secured cluster (streams/ops/acls.py)."""
 
 from __future__ import annotations
 
@@ -19,10 +20,58 @@ def register(sub: argparse._SubParsersAction) -> None:
     down = actions.add_parser("down", help="stop the broker")
     down.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
     actions.add_parser("status", help="up or down, pid, address, data dir (exit 3 if down)")
+    acls = actions.add_parser(
+        "acls",
+        help="create the app's topics and ACLs on a secured cluster (run as a super user)",
+        description="Create the app's topics, then the ACLs of streams/ops/acls.py for the "
+        "given SCRAM users, connecting with KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_USERNAME "
+        "(a super user), KAFKA_SASL_PASSWORD_FILE and KAFKA_SSL_CAFILE. Idempotent.",
+    )
+    for role, what in [
+        ("worker", "the stream worker"),
+        ("edge", "cameras, gates, sensors, simulate, replay"),
+        ("dispatch", "dispatch feeds (groups dispatch*)"),
+        ("operator", "operators (write --operator-topic)"),
+    ]:
+        acls.add_argument(f"--{role}", action="append", default=[], metavar="USER", help=what)
+    acls.add_argument("--operator-topic", action="append", default=[], metavar="TOPIC")
+    acls.add_argument("--dry-run", action="store_true", help="print the ACLs, change nothing")
     p.set_defaults(func=run)
 
 
+def run_acls(args: argparse.Namespace) -> int:
+    from kafka.errors import KafkaError
+
+    from streams.config.kafka import KafkaConfigError, client_kwargs
+    from streams.ops.acls import AclError, Principals, app_acls, apply_acls, describe
+
+    settings = get_settings()
+    principals = Principals(
+        workers=[f"User:{u}" for u in args.worker],
+        edges=[f"User:{u}" for u in args.edge],
+        dispatchers=[f"User:{u}" for u in args.dispatch],
+        operators=[f"User:{u}" for u in args.operator],
+        operator_topics=args.operator_topic,
+    )
+    acls = app_acls(settings, principals)
+    if args.dry_run:
+        print("\n".join(describe(acls)))
+        return 0
+    try:
+        created = ensure_app_topics(settings)
+        if created:
+            print(f"kafka: created topics {', '.join(created)}")
+        apply_acls(client_kwargs(settings), acls)
+    except (AclError, KafkaConfigError, KafkaError, TopicPartitionsMismatch) as e:
+        print(f"crowdsafe kafka acls: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"kafka: {len(acls)} ACLs in place on {settings.kafka_bootstrap}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.action == "acls":
+        return run_acls(args)
     settings = get_settings()
     config = kafka_local.BrokerConfig.from_settings(settings)
     try:

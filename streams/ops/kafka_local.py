@@ -36,7 +36,7 @@ from kafka.errors import KafkaError
 
 from streams.config.paths import default_kafka_lib_dir, default_state_dir, kafka_resource
 from streams.config.settings import Settings
-from streams.ops import procs
+from streams.ops import procs, secure_broker
 
 Log = Callable[[str], None]
 
@@ -80,6 +80,8 @@ class BrokerConfig:
     heap: str = "512m"
     partitions: int = 4
     lib_dir: Path = field(default_factory=default_kafka_lib_dir)
+    # None: PLAINTEXT on loopback (the local demo). Set: SASL_SSL, SCRAM and ACLs.
+    security: secure_broker.BrokerSecurity | None = None
 
     def __post_init__(self) -> None:
         # Absolute paths: the broker runs with cwd=state_dir, and the pid check matches the
@@ -231,7 +233,19 @@ def render_properties(config: BrokerConfig) -> str:
         controller_port=config.controller_port,
         data_dir=config.data_dir,
         partitions=config.partitions,
+        **secure_broker.listener_lines(config.port, config.controller_port, config.security),
     )
+
+
+def _write_properties(config: BrokerConfig) -> None:
+    """The rendered ``server.properties``; owner-only in secure mode (it holds the admin's
+    password in its JAAS lines)."""
+    text = render_properties(config)
+    if config.security is None:
+        config.properties_file.write_text(text)
+        return
+    secure_broker.prepare(config.security)
+    secure_broker._write_private(config.properties_file, text)
 
 
 def new_cluster_id() -> str:
@@ -279,6 +293,10 @@ def format_storage(java: str, config: BrokerConfig, log: Log = print) -> bool:
         "--config",
         str(config.properties_file),
     )
+    if config.security is not None:
+        # The first SCRAM user (the admin) must exist before the broker can authenticate
+        # anyone, itself included: in KRaft it is written into the metadata log here.
+        cmd += secure_broker.scram_format_args(config.security)
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise BrokerStartError(
@@ -360,7 +378,7 @@ def up(config: BrokerConfig, timeout_s: float = 90.0, log: Log = print) -> Broke
             )
     resolve_jars(config.lib_dir, log)
     config.log_dir.mkdir(parents=True, exist_ok=True)
-    config.properties_file.write_text(render_properties(config))
+    _write_properties(config)
     # A copy next to the data: the JVM reads it by path, and the state dir is always writable.
     shutil.copyfile(kafka_resource("log4j2.xml"), config.log4j_file)
     format_storage(java, config, log)
@@ -397,7 +415,7 @@ def _wait_ready(config: BrokerConfig, pid: int, timeout_s: float) -> None:
             raise BrokerStartError(
                 f"broker exited during start-up; see {config.server_log}", _log_tail(config)
             )
-        if _port_in_use(config.port) and _serves_metadata(config.bootstrap):
+        if _port_in_use(config.port) and _serves_metadata(config):
             return
         time.sleep(0.5)
     raise BrokerStartError(
@@ -406,10 +424,20 @@ def _wait_ready(config: BrokerConfig, pid: int, timeout_s: float) -> None:
     )
 
 
-def _serves_metadata(bootstrap: str) -> bool:
+def admin_client_kwargs(config: BrokerConfig) -> dict:
+    """kafka-python connection arguments for this broker's admin: the bootstrap alone, or in
+    secure mode TLS and the admin's SCRAM login."""
+    if config.security is None:
+        return {"bootstrap_servers": config.bootstrap}
+    return secure_broker.admin_client_kwargs(config.bootstrap, config.security)
+
+
+def _serves_metadata(config: BrokerConfig) -> bool:
     try:
         admin = KafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=3000, client_id="crowdsafe-kafka-up"
+            **admin_client_kwargs(config),
+            request_timeout_ms=3000,
+            client_id="crowdsafe-kafka-up",
         )
     except (KafkaError, OSError):
         return False
