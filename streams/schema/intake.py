@@ -20,6 +20,7 @@ MAX_MESSAGE_BYTES = 1_000_000  # a batch of 1000 readings is ~200 kB
 # "Expected `int` >= 0 - at `$.readings[3].count`": the message, then where.
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
 _MISSING = re.compile(r"^Object missing required field `(?P<field>[^`]+)`$")
+_OPEN_BRACKET = ord("[")
 
 
 class Rejected(ValueError):
@@ -56,9 +57,11 @@ def decode_readings(value: bytes) -> list[Reading]:
             # msgspec checks UTF-8 only in the strings it keeps: an unknown field's bad bytes
             # would pass. isascii() is a fast scan; the slow check only for non-ASCII messages.
             value.decode()
-        # A cheap pre-check: the quoted key "readings" in a single reading's bytes can only be
-        # in an unknown nested field, and then the batch decoder says `readings` is missing.
-        if b'"readings"' in value:
+        # A batch has a JSON array; a plain reading normally none. `int in bytes` is a memchr
+        # (~15 ns; a substring search costs ~10x that). A reading with a "[" somewhere (an
+        # unknown list field, a bracket in a string) is read by the batch decoder, which skips
+        # every reading field, finds no `readings` at the top level and hands it on.
+        if _OPEN_BRACKET in value:
             try:
                 return batch.decode(value).readings
             except msgspec.ValidationError as exc:

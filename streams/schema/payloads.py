@@ -37,6 +37,10 @@ Count = Annotated[int, Meta(ge=0, le=1_000_000)]
 NonNegative = Annotated[float, Meta(ge=0)]
 
 
+_MOTION = ("speed_mps", "direction_deg", "velocity_var", "pressure")
+_NO_MOTION = (None, None, None, None)
+
+
 class Reading(msgspec.Struct, kw_only=True):
     """One observation of one source, keyed by ``zone_id`` on ``crowd.readings``.
 
@@ -70,10 +74,11 @@ class Reading(msgspec.Struct, kw_only=True):
                 raise ValueError("an 'ok' reading needs count or entered/exited")
         elif not self.reason:
             raise ValueError(f"a '{self.status}' reading needs a reason")
-        for name in ("speed_mps", "direction_deg", "velocity_var", "pressure"):
-            x = getattr(self, name)
-            if x is not None and not math.isfinite(x):
-                raise ValueError(f"{name}: must be a finite number")
+        motion = (self.speed_mps, self.direction_deg, self.velocity_var, self.pressure)
+        if motion != _NO_MOTION:  # most readings: no motion fields, one comparison
+            for name, x in zip(_MOTION, motion, strict=True):
+                if x is not None and not math.isfinite(x):
+                    raise ValueError(f"{name}: must be a finite number")
 
 
 class ReadingBatch(msgspec.Struct, kw_only=True):
