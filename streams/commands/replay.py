@@ -13,10 +13,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from pydantic import ValidationError
+import msgspec
 
 from streams.commands.backtest import add_series_args
 from streams.offline.series import SeriesError, SeriesRow, read_series, time_order
+from streams.schema.intake import describe
 from streams.schema.payloads import Reading
 
 
@@ -62,12 +63,10 @@ def readings(
         else:
             reading.update(count=round(r.value), status="ok")
         try:
-            Reading.model_validate(reading)
-        except ValidationError as exc:
-            detail = exc.errors()[0]
+            msgspec.convert(reading, Reading)
+        except msgspec.ValidationError as exc:
             raise SeriesError(
-                f"row {r.row} (line {r.line}): not a valid reading: "
-                f"{'.'.join(map(str, detail['loc'])) or 'reading'}: {detail['msg']}"
+                f"row {r.row} (line {r.line}): not a valid reading: {describe(exc)}"
             ) from None
         yield reading
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from streams.config.paths import checkout_root
 from streams.schema.payloads import SCHEMA_VERSION, SCHEMAS
@@ -16,10 +20,30 @@ def default_dir() -> Path:
     return root / "deploy" / "schemas" if root is not None else Path("schemas")
 
 
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def json_schema(model: type[msgspec.Struct]) -> dict[str, Any]:
+    """The model's JSON Schema with the model itself at the top level (not behind a ``$ref``)
+    and the models it refers to under ``$defs``.
+
+    >>> from streams.schema.payloads import ReadingBatch
+    >>> s = json_schema(ReadingBatch)
+    >>> s["title"], s["required"], s["properties"]["readings"]["items"], list(s["$defs"])
+    ('ReadingBatch', ['readings'], {'$ref': '#/$defs/Reading'}, ['Reading'])
+    """
+    (_,), components = msgspec.json.schema_components([model], ref_template="#/$defs/{name}")
+    for component in components.values():  # docstrings, as readers of the schema see them
+        if "description" in component:
+            component["description"] = inspect.cleandoc(component["description"])
+    top = components.pop(model.__name__)
+    return {"$schema": DIALECT, **top, **({"$defs": components} if components else {})}
+
+
 def schema_files() -> dict[str, str]:
     """File name -> JSON text of each payload's schema."""
     return {
-        f"{name}.v{SCHEMA_VERSION}.json": json.dumps(model.model_json_schema(), indent=2) + "\n"
+        f"{name}.v{SCHEMA_VERSION}.json": json.dumps(json_schema(model), indent=2) + "\n"
         for name, model in SCHEMAS.items()
     }
 

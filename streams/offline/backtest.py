@@ -21,9 +21,10 @@ from typing import TextIO
 from detectors.alerting import Alarm, Episode
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.forecast import DensityForecaster
-from detectors.los import ZoneKind
+from detectors.los import ZoneKind, level_of_service
 from streams.config.site import Site, Zone
 from streams.offline.series import SeriesRow
+from streams.schema.payloads import SCHEMA_VERSION, SourceStatus, ZoneState
 from streams.zone import alerts
 from streams.zone.alerts import AlertKind, ZoneContext
 
@@ -47,13 +48,40 @@ class SeriesPolicy:
         kinds = [k for name, k in alerts.registry().items() if name in SERIES_KINDS]
         return cls(zone, [(k, k.alarm(site, zone)) for k in kinds], t.warning, t.critical)
 
-    def open_severity(self, episodes: dict[str, Episode], snap: dict) -> str:
+    def snapshot(
+        self, ts: int, occupancy: float | None, score: float, minutes_to_critical: float | None
+    ) -> ZoneState:
+        """One row as the zone-state record the alert kinds judge in the worker; a series has
+        no sources, so none is stale or offline, and no forecast band."""
+        z, blind = self.zone, occupancy is None
+        rho = None if blind else max(occupancy, 0.0) / z.area_m2
+        return ZoneState(
+            v=SCHEMA_VERSION,
+            zone_id=z.id,
+            name=z.name,
+            kind=z.kind,
+            ts=ts,
+            occupancy=occupancy,  # None: blind, so nothing raises, escalates or clears
+            area_m2=z.area_m2,
+            density=rho,
+            los=None if rho is None else level_of_service(rho, z.kind),
+            warning=self.warning,
+            critical=self.critical,
+            sources=SourceStatus(fresh=[], stale=[], offline=[]),
+            anomaly_score=None if blind else score,
+            minutes_to_warning=None,
+            minutes_to_critical=minutes_to_critical,
+            minutes_to_critical_low=None,
+            minutes_to_critical_high=None,
+        )
+
+    def open_severity(self, episodes: dict[str, Episode], snap: ZoneState) -> str:
         """Feed one row's snapshot to the alarms (as the worker does); the worst open severity."""
         ctx = ZoneContext(self.zone, frozenset())
         for kind, alarm in self.alarms:
             if not kind.skipped(snap, ctx):
                 ep = episodes.setdefault(kind.name, Episode())
-                alarm.update(ep, snap["ts"], kind.value(snap, ctx))
+                alarm.update(ep, snap.ts, kind.value(snap, ctx))
         open_ = {ep.severity for ep in episodes.values()}
         return "critical" if "critical" in open_ else "warning" if "warning" in open_ else ""
 
@@ -103,17 +131,11 @@ def backtest(
             continue
         inflow = r.extra.get(inflow_col) if inflow_col else None
         forecast = fc.update(r.ts_ms, r.value, inflow)
-        density = None if r.value is None else max(r.value, 0.0) / fc.area_m2
-        soon = forecast.minutes_to_critical
-        snap = {
-            "ts": r.ts_ms,
-            "occupancy": r.value,  # None: blind, so nothing raises, escalates or clears
-            "density": density,
-            "anomaly_score": None if r.value is None else score,
-            "minutes_to_critical": soon,
-        }
+        snap = policy.snapshot(r.ts_ms, r.value, score, forecast.minutes_to_critical)
         alert = policy.open_severity(episodes, snap)
-        yield ScoredRow(r.timestamp, r.ts_ms, r.value, score, density, soon, alert)
+        yield ScoredRow(
+            r.timestamp, r.ts_ms, r.value, score, snap.density, snap.minutes_to_critical, alert
+        )
 
 
 def _fmt(x: float | None, digits: int) -> str:

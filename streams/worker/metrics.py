@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from streams.schema.payloads import ZoneState
+
 
 class WorkerMetrics:
     """All worker metrics on one registry (passed explicitly so tests get a clean one)."""
@@ -112,13 +114,13 @@ class WorkerMetrics:
             for suffix in suffixes.get(family.type, ("",))
         }
 
-    def observe_zone(self, zone_state: dict, from_readings: bool = True) -> None:
+    def observe_zone(self, zone_state: ZoneState, from_readings: bool = True) -> None:
         """Export a zone's state; ``from_readings=False`` for the silence sweep, which must not
         look like a reading (it would reset the silent-zone alert's clock)."""
-        zone = zone_state["zone_id"]
-        if zone_state["occupancy"] is not None:
-            self.occupancy.labels(zone).set(zone_state["occupancy"])
-            self.density.labels(zone).set(zone_state["density"])
+        zone = zone_state.zone_id
+        if zone_state.occupancy is not None:
+            self.occupancy.labels(zone).set(zone_state.occupancy)
+            self.density.labels(zone).set(zone_state.density)
         else:
             # No fresh source: drop the series rather than keep exporting the last value, so a
             # blind zone reads as "unknown" (and stops any density alert) instead of frozen.
@@ -127,9 +129,9 @@ class WorkerMetrics:
                     gauge.remove(zone)
                 except KeyError:
                     pass
-        self.density_warning.labels(zone).set(zone_state["warning"])
-        self.density_critical.labels(zone).set(zone_state["critical"])
+        self.density_warning.labels(zone).set(zone_state.warning)
+        self.density_critical.labels(zone).set(zone_state.critical)
         if from_readings:
             self.last_update.labels(zone).set_to_current_time()
-        unavailable = zone_state["sources"]["stale"] + zone_state["sources"]["offline"]
+        unavailable = zone_state.sources.stale + zone_state.sources.offline
         self.stale_sources.labels(zone).set(len(unavailable))

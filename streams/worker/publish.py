@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 import faust
+import msgspec
 
 from streams.ops.partitioning import partition_of
+from streams.schema.payloads import SCHEMA_VERSION, DeadLetter
 from streams.zone.processor import Outcome
 
-
-def to_json(value: dict) -> bytes:
-    # allow_nan=False: NaN/Infinity are not JSON, and consumers in other languages choke on them.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+# Compact UTF-8 JSON straight from the payload Structs. A NaN or infinite float would be written
+# as null (JSON has neither): the models' nullable fields are where that can happen, and
+# alert_record maps NaN to null explicitly.
+to_json = msgspec.json.encode
 
 
 class Publisher:
@@ -25,16 +26,16 @@ class Publisher:
 
     async def dead_letter(self, event: faust.EventT, reason: str, code: str) -> None:
         msg = event.message
-        record = {
-            "v": 1,
-            "reason": reason,
-            "topic": msg.topic,
-            "partition": msg.partition,
-            "offset": msg.offset,
-            "key_b64": base64.b64encode(msg.key).decode() if msg.key else None,
-            "value_b64": base64.b64encode(msg.value or b"").decode(),
-            "received_at": int(time.time() * 1000),
-        }
+        record = DeadLetter(
+            v=SCHEMA_VERSION,
+            reason=reason,
+            topic=msg.topic,
+            partition=msg.partition,
+            offset=msg.offset,
+            key_b64=base64.b64encode(msg.key).decode() if msg.key else None,
+            value_b64=base64.b64encode(msg.value or b"").decode(),
+            received_at=int(time.time() * 1000),
+        )
         self.w.metrics.rejected.labels(code).inc()
         await self.w.topics.deadletter.send(key=msg.key, value=to_json(record))
 
@@ -79,7 +80,7 @@ class Publisher:
             await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
         delivered = []
         for alert in outcome.alerts:
-            metrics.alerts.labels(alert["kind"], alert["severity"], alert["state"]).inc()
+            metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
             w.view.add_alert(alert)
             delivered.append(await w.topics.alerts.send(key=key, value=to_json(alert)))
         for fut in delivered:  # alerts are few: wait until the broker has them

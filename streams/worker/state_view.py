@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+
+from streams.schema.payloads import Alert, ZoneState
 
 RECENT_ALERTS = 200
 
 
 @dataclass
 class LiveView:
-    """The newest zone state per zone and the last :data:`RECENT_ALERTS` alerts (in memory)."""
+    """The newest zone state per zone and the last :data:`RECENT_ALERTS` alerts (in memory), as
+    published: kept as Structs, turned into JSON only when a view asks."""
 
-    zone_states: dict[str, dict[str, Any]] = field(default_factory=dict)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    zone_states: dict[str, ZoneState] = field(default_factory=dict)
+    alerts: list[Alert] = field(default_factory=list)
 
-    def add_zone_state(self, zone_state: dict[str, Any]) -> None:
-        self.zone_states[zone_state["zone_id"]] = zone_state
+    def add_zone_state(self, zone_state: ZoneState) -> None:
+        self.zone_states[zone_state.zone_id] = zone_state
 
-    def add_alert(self, alert: dict[str, Any]) -> None:
+    def add_alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
         del self.alerts[:-RECENT_ALERTS]

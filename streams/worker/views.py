@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from importlib.resources import files
 
+import msgspec
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -45,8 +46,11 @@ def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
                     # so a skewed browser clock in the command centre can't hide a silent zone.
                     "now": int(time.time() * 1000),
                     "stale_after_s": site.defaults.stale_after_s,
+                    # Published records as their JSON (the same shape as crowd.zone-state).
                     "zones": [
-                        w.view.zone_states.get(zone_id, placeholder)
+                        msgspec.to_builtins(w.view.zone_states[zone_id])
+                        if zone_id in w.view.zone_states
+                        else placeholder
                         for zone_id, placeholder in known.items()
                     ],
                 }
@@ -59,7 +63,8 @@ def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
                 limit = max(1, min(int(request.query.get("limit", 50)), 200))
             except ValueError:
                 return self.json({"error": "limit must be a whole number"}, status=400)
-            return self.json({"alerts": list(reversed(w.view.alerts[-limit:]))})
+            recent = reversed(w.view.alerts[-limit:])
+            return self.json({"alerts": [msgspec.to_builtins(a) for a in recent]})
 
     @app.page("/health")
     class HealthView(View):

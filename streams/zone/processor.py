@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from detectors.alerting import Alarm, Episode, Transition
@@ -19,7 +18,8 @@ from detectors.density import LevelEstimate, density, fuse_levels, integrate_gat
 from detectors.forecast import DensityForecaster, Forecast
 from detectors.los import level_of_service
 from streams.config.site import Site, Zone
-from streams.schema.payloads import SCHEMA_VERSION, Reading
+from streams.schema import payloads  # payloads.ZoneState: the published record, not the state
+from streams.schema.payloads import SCHEMA_VERSION, Reading, SourceStatus
 from streams.sources import KINDS as SOURCE_KINDS
 from streams.zone import alerts
 from streams.zone.alerts import AlertKind, ZoneContext
@@ -35,13 +35,13 @@ class Outcome:
     state: ZoneState
     # One zone state per distinct event time: the state after the last reading stamped then
     # (one per tick for live sources, one per row for a replayed series).
-    zone_states: list[dict[str, Any]] = field(default_factory=list)
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    zone_states: list[payloads.ZoneState] = field(default_factory=list)
+    alerts: list[payloads.Alert] = field(default_factory=list)
     applied: list[Reading] = field(default_factory=list)  # duplicates left out
     duplicates: int = 0
 
     @property
-    def zone_state(self) -> dict[str, Any] | None:
+    def zone_state(self) -> payloads.ZoneState | None:
         """The zone's state after the whole batch."""
         return self.zone_states[-1] if self.zone_states else None
 
@@ -85,11 +85,11 @@ class ZoneProcessor:
             out.applied.append(r)
             snapshot = self._snapshot(zone, state, r.ts)
             inflow = _net_inflow(r)
-            score = anomaly.update(r.ts, snapshot["occupancy"])
-            forecast = forecaster.update(r.ts, snapshot["occupancy"], inflow)
-            snapshot.update(_forecast_fields(score, forecast, snapshot["occupancy"] is None))
+            score = anomaly.update(r.ts, snapshot.occupancy)
+            forecast = forecaster.update(r.ts, snapshot.occupancy, inflow)
+            _forecast_fields(snapshot, score, forecast, snapshot.occupancy is None)
             out.alerts.extend(self._alerts(zone, episodes, snapshot))
-            if out.zone_states and out.zone_states[-1]["ts"] == snapshot["ts"]:
+            if out.zone_states and out.zone_states[-1].ts == snapshot.ts:
                 out.zone_states[-1] = snapshot
             else:
                 out.zone_states.append(snapshot)
@@ -122,7 +122,7 @@ class ZoneProcessor:
         # Every source is stale by now, so the zone is blind: of the alarms only source-offline
         # is fed, through the same path as for readings.
         snapshot = self._snapshot(zone, state, state.ts + silence_ms)
-        snapshot.update(_forecast_fields(None, Forecast(), blind=True))
+        _forecast_fields(snapshot, None, Forecast(), blind=True)
         episodes = {k: ep.episode() for k, ep in state.episodes.items()}
         out.alerts = self._alerts(zone, episodes, snapshot)
         if out.alerts:
@@ -180,7 +180,9 @@ class ZoneProcessor:
             if sid not in self.site.source_by_id:
                 del state.sources[sid]
 
-    def _snapshot(self, zone: Zone, state: ZoneState, ts: int) -> dict[str, Any]:
+    def _snapshot(self, zone: Zone, state: ZoneState, ts: int) -> payloads.ZoneState:
+        """The zone's published record at ``ts``; its forecast fields are null until
+        :func:`_forecast_fields` fills them."""
         stale_ms = self.site.defaults.stale_after_s * 1000
         fresh, stale, offline, levels = [], [], [], []
         gate_fresh = False
@@ -205,29 +207,36 @@ class ZoneProcessor:
             occupancy = state.gate_occupancy
         t = self.site.thresholds(zone)
         rho = None if occupancy is None else density(occupancy, zone.area_m2)
-        return {
-            "v": SCHEMA_VERSION,
-            "zone_id": zone.id,
-            "name": zone.name,
-            "kind": zone.kind,
-            "ts": ts,
-            "occupancy": None if occupancy is None else round(occupancy, 1),
-            "area_m2": zone.area_m2,
-            "density": None if rho is None else round(rho, 4),
-            "los": None if rho is None else level_of_service(rho, zone.kind),
-            "warning": t.warning,
-            "critical": t.critical,
-            "sources": {"fresh": fresh, "stale": stale, "offline": offline},
-        }
+        return payloads.ZoneState(
+            v=SCHEMA_VERSION,
+            zone_id=zone.id,
+            name=zone.name,
+            kind=zone.kind,
+            ts=ts,
+            occupancy=None if occupancy is None else round(occupancy, 1),
+            area_m2=zone.area_m2,
+            density=None if rho is None else round(rho, 4),
+            los=None if rho is None else level_of_service(rho, zone.kind),
+            warning=t.warning,
+            critical=t.critical,
+            sources=SourceStatus(fresh=fresh, stale=stale, offline=offline),
+            anomaly_score=None,
+            minutes_to_warning=None,
+            minutes_to_critical=None,
+            minutes_to_critical_low=None,
+            minutes_to_critical_high=None,
+        )
 
-    def _alerts(self, zone: Zone, episodes: dict[str, Episode], snap: dict[str, Any]) -> list[dict]:
+    def _alerts(
+        self, zone: Zone, episodes: dict[str, Episode], snap: payloads.ZoneState
+    ) -> list[payloads.Alert]:
         out = []
         ctx = self._context[zone.id]
         for kind, alarm in self._alarms[zone.id]:
             if kind.skipped(snap, ctx):
                 continue  # nothing known: nothing raises or clears either
             ep = episodes.setdefault(kind.name, Episode())
-            transition = alarm.update(ep, snap["ts"], kind.value(snap, ctx))
+            transition = alarm.update(ep, snap.ts, kind.value(snap, ctx))
             if transition:
                 out.append(alert_record(zone, kind, transition, snap))
         return out
@@ -238,34 +247,37 @@ def _net_inflow(r: Reading) -> float | None:
     return None if flow is None else float(flow[0] - flow[1])
 
 
-def _forecast_fields(score: float | None, f: Forecast, blind: bool) -> dict[str, Any]:
+def _forecast_fields(
+    snap: payloads.ZoneState, score: float | None, f: Forecast, blind: bool
+) -> None:
+    """Fill ``snap``'s anomaly score and minutes to warning/critical (in place: the record is
+    not published yet, and a copy per reading would cost more than the fields)."""
+
     def minutes(x: float | None) -> float | None:
         return None if x is None or blind else round(x, 1)
 
-    return {
-        "anomaly_score": None if score is None else round(score, 4),
-        "minutes_to_warning": minutes(f.minutes_to_warning),
-        "minutes_to_critical": minutes(f.minutes_to_critical),
-        "minutes_to_critical_low": minutes(f.critical_low),
-        "minutes_to_critical_high": minutes(f.critical_high),
-    }
+    snap.anomaly_score = None if score is None else round(score, 4)
+    snap.minutes_to_warning = minutes(f.minutes_to_warning)
+    snap.minutes_to_critical = minutes(f.minutes_to_critical)
+    snap.minutes_to_critical_low = minutes(f.critical_low)
+    snap.minutes_to_critical_high = minutes(f.critical_high)
 
 
 def alert_record(
-    zone: Zone, kind: AlertKind, t: Transition, snap: dict[str, Any]
-) -> dict[str, Any]:
+    zone: Zone, kind: AlertKind, t: Transition, snap: payloads.ZoneState
+) -> payloads.Alert:
     """The ``crowd.alerts`` payload for one transition."""
-    return {
-        "v": SCHEMA_VERSION,
-        "alert_id": f"{zone.id}/{kind.name}/{t.started_at}",
-        "zone_id": zone.id,
-        "zone_name": zone.name,
-        "kind": kind.name,
-        "severity": t.severity,
-        "state": t.state,
-        "value": None if t.value != t.value else round(t.value, 4),  # NaN -> null
-        "threshold": round(t.threshold, 4),
-        "started_at": t.started_at,
-        "ts": t.ts,
-        "message": kind.message(zone, t, snap),
-    }
+    return payloads.Alert(
+        v=SCHEMA_VERSION,
+        alert_id=f"{zone.id}/{kind.name}/{t.started_at}",
+        zone_id=zone.id,
+        zone_name=zone.name,
+        kind=kind.name,
+        severity=t.severity,
+        state=t.state,
+        value=None if t.value != t.value else round(t.value, 4),  # NaN -> null
+        threshold=round(t.threshold, 4),
+        started_at=t.started_at,
+        ts=t.ts,
+        message=kind.message(zone, t, snap),
+    )

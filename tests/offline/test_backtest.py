@@ -6,6 +6,7 @@ import csv
 import io
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from detectors.anomaly import SeasonalAnomalyDetector
@@ -113,7 +114,7 @@ def test_replay_readings_follow_the_schema(tiny: Path):
     assert out[0]["count"] == 100 and out[0]["kind"] == "sensor" and out[0]["zone_id"] == "plaza"
     assert out[1]["status"] == "offline" and "count" not in out[1]
     for r in out:
-        Reading.model_validate(r)
+        msgspec.convert(r, Reading)
 
 
 def test_replay_rejects_a_reading_the_schema_rejects(tmp_path: Path):

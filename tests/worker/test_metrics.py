@@ -7,18 +7,31 @@ import re
 import pytest
 from prometheus_client import CollectorRegistry
 
+from streams.schema.payloads import SourceStatus, ZoneState
 from streams.worker.metrics import WorkerMetrics
 
 
-def zone_state(zone: str = "ticket-hall", occupancy: float | None = 2000, **sources) -> dict:
-    return {
-        "zone_id": zone,
-        "occupancy": occupancy,
-        "density": None if occupancy is None else occupancy / 2500,
-        "warning": 4.0,
-        "critical": 4.7,
-        "sources": {"fresh": [], "stale": [], "offline": [], **sources},
-    }
+def zone_state(zone: str = "ticket-hall", occupancy: float | None = 2000, **sources) -> ZoneState:
+    blind = occupancy is None
+    return ZoneState(
+        v=1,
+        zone_id=zone,
+        name=zone,
+        kind="queuing",
+        ts=1_764_000_000_000,
+        occupancy=occupancy,
+        area_m2=2500.0,
+        density=None if blind else occupancy / 2500,
+        los=None if blind else "A",
+        warning=4.0,
+        critical=4.7,
+        sources=SourceStatus(**{"fresh": [], "stale": [], "offline": [], **sources}),
+        anomaly_score=None,
+        minutes_to_warning=None,
+        minutes_to_critical=None,
+        minutes_to_critical_low=None,
+        minutes_to_critical_high=None,
+    )
 
 
 @pytest.fixture

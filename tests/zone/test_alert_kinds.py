@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 from pydantic import BaseModel, Field
 
@@ -12,7 +13,7 @@ from detectors.alerting import Alarm, Transition
 from streams.config.paths import bundled_site
 from streams.config.site import SiteError, Zone, load_site
 from streams.offline.backtest import SeriesPolicy
-from streams.schema.payloads import Reading
+from streams.schema.payloads import Alert, Reading
 from streams.zone import alerts
 from streams.zone.alerts import AlertKind, make_alarm
 from streams.zone.processor import ZoneProcessor
@@ -75,8 +76,8 @@ class Crowding(AlertKind):
         return make_alarm(site, zone, s.warning, s.critical)
 
     def value(self, snap, ctx):
-        fresh = len(snap["sources"]["fresh"])
-        return None if snap["occupancy"] is None or not fresh else snap["occupancy"] / fresh
+        fresh = len(snap.sources.fresh)
+        return None if snap.occupancy is None or not fresh else snap.occupancy / fresh
 
     def message(self, zone: Zone, t: Transition, snap) -> str:
         return f"{zone.name}: {t.severity} {t.state}, {t.value:.0f} people per source"
@@ -96,10 +97,13 @@ def test_a_new_kind_is_one_class_plus_its_site_settings(tmp_path):
         stairs = Reading(source_id="cam-metro-stairs", kind="camera", zone_id="metro-stairs",
                          ts=T0, seq=1, count=150)  # fmt: skip
         out = processor.apply("metro-stairs", None, [stairs])
-        crowding = [a for a in out.alerts if a["kind"] == "crowding"]
-        assert [(a["severity"], a["state"]) for a in crowding] == [("warning", "raised")]
-        assert crowding[0]["alert_id"] == f"metro-stairs/crowding/{T0}"
-        assert crowding[0]["message"].endswith("people per source")
+        crowding = [a for a in out.alerts if a.kind == "crowding"]
+        assert [(a.severity, a.state) for a in crowding] == [("warning", "raised")]
+        assert crowding[0].alert_id == f"metro-stairs/crowding/{T0}"
+        assert crowding[0].message.endswith("people per source")
+        # A kind registered later is publishable: its alert fits the published Alert schema.
+        published = msgspec.json.encode(crowding[0])
+        assert msgspec.json.decode(published, type=Alert) == crowding[0]
     assert "crowding" not in alerts.registry()
     # Without the kind, its settings table is a clear error naming the table.
     with pytest.raises(SiteError, match="alerts.crowding: no such alert kind"):

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from streams.config.paths import bundled_site
 from streams.config.site import load_site
 from streams.edge.simulator import Simulator
 from streams.schema.intake import Rejected, parse_message
-from streams.schema.payloads import Reading
+from streams.schema.payloads import Alert, Reading, SourceStatus
 from streams.zone.processor import ZoneProcessor
 
 SITE = load_site(bundled_site())
@@ -22,8 +23,8 @@ def reading(source: str, zone: str, ts: int = T0, seq: int = 1, **fields) -> Rea
     return Reading(source_id=source, kind=kind, zone_id=zone, ts=ts, seq=seq, **fields)
 
 
-def kinds_and_states(alerts: list[dict]) -> list[tuple[str, str]]:
-    return [(a["kind"], a["state"]) for a in alerts]
+def kinds_and_states(alerts: list[Alert]) -> list[tuple[str, str]]:
+    return [(a.kind, a.state) for a in alerts]
 
 
 def encode(**fields) -> bytes:
@@ -41,28 +42,58 @@ GOOD = {
 
 
 @pytest.mark.parametrize(
-    ("value", "reason"),
+    ("value", "reason", "code"),
     [
-        (b"\xff\xfe", "not JSON"),
-        (b"[1, 2]", "expected a JSON object"),
-        (encode(**{**GOOD, "count": "10"}), "count"),
-        (encode(**{**GOOD, "count": -1}), "count"),
-        (encode(**{**GOOD, "zone_id": "nowhere"}), "unknown zone 'nowhere'"),
-        (encode(**{**GOOD, "ts": 1_000}), "ts"),
-        (encode(**{**GOOD, "ts": T0 + 10**9}), "in the future"),
-        (encode(**{k: v for k, v in GOOD.items() if k != "count"}), "needs count"),
-        (encode(**{**GOOD, "status": "offline", "count": None}), "needs a reason"),
-        (encode(readings=[]), "readings"),
-        (encode(**{**GOOD, "count": 10**400}), "count"),  # would overflow a float
-        (encode(**{**GOOD, "count": 2**63}), "count"),  # absurd, not an overflow
-        (b"[" * 100_000 + b"]" * 100_000, "not JSON|message of"),  # nesting past recursion
-        (b'{"count": ' + b"1" * 5000 + b"}", "not JSON"),  # past Python's int digit limit
-        (encode(**{**GOOD, "speed_mps": float("inf")}), "speed_mps"),
+        (b"\xff\xfe", "not JSON", "json"),
+        (b"[1, 2]", "expected a JSON object", "json"),
+        (encode(**{**GOOD, "count": "10"}), "^invalid reading: count: Expected int", "invalid"),
+        (encode(**{**GOOD, "count": -1}), "^invalid reading: count: Expected int >= 0", "invalid"),
+        (encode(**{**GOOD, "count": 2.0}), "^invalid reading: count: ", "invalid"),  # strict
+        (encode(**{**GOOD, "kind": "drone"}), "^invalid reading: kind: ", "invalid"),
+        (encode(**{**GOOD, "zone_id": "nowhere"}), "unknown zone 'nowhere'", "unknown-zone"),
+        (encode(**{**GOOD, "ts": 1_000}), "^invalid reading: ts: ", "invalid"),
+        (encode(**{**GOOD, "ts": T0 + 10**9}), "in the future", "future"),
+        (encode(**{k: v for k, v in GOOD.items() if k != "seq"}), "seq: field required", "invalid"),
+        (encode(**{k: v for k, v in GOOD.items() if k != "count"}), "needs count", "invalid"),
+        (encode(**{**GOOD, "status": "offline", "count": None}), "needs a reason", "invalid"),
+        (encode(readings=[]), "^invalid reading: readings: ", "invalid"),
+        (encode(readings=[GOOD, {**GOOD, "count": -1}]), "readings.1.count: ", "invalid"),
+        (encode(readings=[GOOD, {**GOOD, "count": None}]), "readings.1: .*needs count", "invalid"),
+        (encode(**{**GOOD, "count": 10**400}), "count", "invalid"),  # would overflow a float
+        (encode(**{**GOOD, "count": 2**63}), "count", "invalid"),  # absurd, not an overflow
+        (b'{"count": ' + b"1" * 5000 + b"}", "count", "invalid"),  # past Python's digit limit
+        (b"[" * 100_000 + b"]" * 100_000, "expected a JSON object", "json"),  # not even read
+        # Nesting past the recursion limit, in a field that is otherwise ignored.
+        (
+            encode(**GOOD)[:-1] + b', "x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "not JSON",
+            "json",
+        ),
+        # Bad UTF-8 in an ignored field (msgspec alone checks only the strings it keeps).
+        (encode(**GOOD)[:-1] + b', "x": "\xff"}', "not JSON", "json"),
+        (encode(**{**GOOD, "speed_mps": float("inf")}), "not JSON", "json"),  # "Infinity"
+        (
+            encode(**GOOD).replace(b'"count": 10', b'"count": 10, "speed_mps": 1e400'),
+            "speed_mps",
+            "invalid",
+        ),
+        (encode(**GOOD)[:-1] + b"} trailing", "not JSON", "json"),
     ],
 )
-def test_bad_messages_are_rejected_with_a_reason(value, reason):
-    with pytest.raises(Rejected, match=reason):
+def test_bad_messages_are_rejected_with_a_reason(value, reason, code):
+    with pytest.raises(Rejected, match=reason) as err:
         parse_message(b"underpass", value, SITE, latest_ok_ms=T0 + 60_000)
+    assert err.value.code == code
+
+
+def test_a_single_reading_with_a_nested_readings_field_is_still_a_single_reading():
+    value = encode(**{**GOOD, "extra": {"readings": [1]}})
+    assert [r.count for r in parse_message(b"underpass", value, SITE)] == [10]
+
+
+def test_a_batch_is_decoded_in_order():
+    value = encode(v=1, readings=[{**GOOD, "seq": i, "count": i} for i in range(1, 4)])
+    assert [r.count for r in parse_message(b"underpass", value, SITE)] == [1, 2, 3]
 
 
 def test_a_keyless_message_is_rejected_because_the_key_places_the_zone_state():
@@ -94,7 +125,7 @@ def test_a_source_that_once_sent_a_count_is_not_pinned_to_it():
             ],
         )
         state = out.state
-    assert out.zone_state["occupancy"] > 1000  # the gates, not the count of 3 minutes ago
+    assert out.zone_state.occupancy > 1000  # the gates, not the count of 3 minutes ago
 
 
 def test_unknown_sources_count_for_occupancy_but_never_as_down_and_are_forgotten():
@@ -103,8 +134,8 @@ def test_unknown_sources_count_for_occupancy_but_never_as_down_and_are_forgotten
     out = p.apply(
         "underpass", state, [reading("cam-underpass", "underpass", ts=T0 + 120_000, count=40)]
     )
-    assert out.zone_state["sources"]["stale"] == ["typo-cam"]
-    assert [a["kind"] for a in out.alerts] == []  # a stale typo is not a camera down
+    assert out.zone_state.sources.stale == ["typo-cam"]
+    assert [a.kind for a in out.alerts] == []  # a stale typo is not a camera down
     later = p.apply(
         "underpass",
         out.state,
@@ -131,8 +162,8 @@ def test_cameras_are_scaled_by_coverage_and_weighted():
             reading("lookout-square", "main-square", count=2250),  # 0.9 -> 2500, weight 0.5
         ],
     )
-    assert out.zone_state["occupancy"] == pytest.approx((2000 + 3000 + 0.5 * 2500) / 2.5)
-    assert out.zone_state["density"] == pytest.approx(2500 / 32000, abs=1e-4)
+    assert out.zone_state.occupancy == pytest.approx((2000 + 3000 + 0.5 * 2500) / 2.5)
+    assert out.zone_state.density == pytest.approx(2500 / 32000, abs=1e-4)
 
 
 def test_stale_and_offline_sources_are_left_out_never_read_as_zero():
@@ -148,12 +179,12 @@ def test_stale_and_offline_sources_are_left_out_never_read_as_zero():
         ],
     )
     zs = out.zone_state
-    assert zs["occupancy"] == 4000  # only cam-square-s: 2000 / 0.5
-    assert zs["sources"] == {
-        "fresh": ["cam-square-s"],
-        "stale": ["cam-square-n"],
-        "offline": ["lookout-square"],
-    }
+    assert zs.occupancy == 4000  # only cam-square-s: 2000 / 0.5
+    assert zs.sources == SourceStatus(
+        fresh=["cam-square-s"],
+        stale=["cam-square-n"],
+        offline=["lookout-square"],
+    )
 
 
 def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_open():
@@ -174,12 +205,12 @@ def test_a_zone_with_no_fresh_source_has_unknown_density_and_keeps_its_alert_ope
             )
         ],
     )
-    assert out.zone_state["density"] is None and out.zone_state["los"] is None
-    assert out.zone_state["minutes_to_critical"] is None
+    assert out.zone_state.density is None and out.zone_state.los is None
+    assert out.zone_state.minutes_to_critical is None
     # A blind camera neither clears nor escalates the density alert; it raises its own.
     assert kinds_and_states(out.alerts) == [("source-offline", "raised")]
-    assert out.alerts[0]["severity"] == "critical"  # the zone's only source: the zone is blind
-    assert "zone is blind" in out.alerts[0]["message"]
+    assert out.alerts[0].severity == "critical"  # the zone's only source: the zone is blind
+    assert "zone is blind" in out.alerts[0].message
 
 
 def test_gates_carry_the_zone_between_camera_readings_and_alone():
@@ -193,8 +224,8 @@ def test_gates_carry_the_zone_between_camera_readings_and_alone():
         state,
         [reading("gate-metro", "metro-interchange", ts=T0 + 70_000, entered=300, exited=100)],
     )
-    assert out.zone_state["occupancy"] == 1200  # camera stale: 1000 + 300 - 100
-    assert out.zone_state["sources"]["stale"] == ["cam-metro-concourse"]
+    assert out.zone_state.occupancy == 1200  # camera stale: 1000 + 300 - 100
+    assert out.zone_state.sources.stale == ["cam-metro-concourse"]
 
 
 def test_re_delivered_readings_are_dropped_so_gates_never_count_twice():
@@ -212,14 +243,14 @@ def test_result_does_not_depend_on_batching():
     for ts, rs in sim.ticks():
         if ts - T0 > sim.length_s * 1000:
             break
-        readings += [Reading.model_validate(r) for r in rs if r["zone_id"] == "entrance-east"]
+        readings += [msgspec.convert(r, Reading) for r in rs if r["zone_id"] == "entrance-east"]
 
     def run(batch: int) -> list[tuple]:
         p, state, alerts = ZoneProcessor(SITE), None, []
         for i in range(0, len(readings), batch):
             out = p.apply("entrance-east", state, readings[i : i + batch])
             state, alerts = out.state, alerts + out.alerts
-        return [(a["state"], a["ts"], a["alert_id"]) for a in alerts if a["kind"] == "density"]
+        return [(a.state, a.ts, a.alert_id) for a in alerts if a.kind == "density"]
 
     one_by_one = run(1)
     assert [s for s, *_ in one_by_one] == ["raised", "escalated", "cleared"]
@@ -232,17 +263,17 @@ def test_the_forecast_warns_minutes_before_the_surge_reaches_warning_density():
     for ts, rs in sim.ticks():
         if ts - T0 > sim.length_s * 1000:
             break
-        zone_readings = [Reading.model_validate(r) for r in rs if r["zone_id"] == "entrance-east"]
+        zone_readings = [msgspec.convert(r, Reading) for r in rs if r["zone_id"] == "entrance-east"]
         out = p.apply("entrance-east", state, zone_readings)
         state, alerts = out.state, alerts + out.alerts
     first = {}
     for a in alerts:
-        first.setdefault((a["kind"], a["state"]), a)
+        first.setdefault((a.kind, a.state), a)
     forecast, density = first[("forecast", "raised")], first[("density", "raised")]
-    lead_s = (density["ts"] - forecast["ts"]) / 1000
+    lead_s = (density.ts - forecast.ts) / 1000
     assert lead_s >= 120, lead_s  # at least two minutes of early warning
-    assert forecast["ts"] > T0 + sim.surge.start_s * 1000  # and not before the surge began
-    assert "forecast in" in forecast["message"]
+    assert forecast.ts > T0 + sim.surge.start_s * 1000  # and not before the surge began
+    assert "forecast in" in forecast.message
 
 
 @pytest.mark.parametrize("scenario", ["normal", "blind-camera"])
@@ -254,10 +285,10 @@ def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
             if ts - sim.start_ms > 1800_000:
                 break
             for r in rs:
-                out = p.apply(r["zone_id"], states.get(r["zone_id"]), [Reading.model_validate(r)])
+                out = p.apply(r["zone_id"], states.get(r["zone_id"]), [msgspec.convert(r, Reading)])
                 states[r["zone_id"]] = out.state
                 alerts += out.alerts
-        got = [(a["zone_id"], a["kind"], a["state"]) for a in alerts]
+        got = [(a.zone_id, a.kind, a.state) for a in alerts]
         if scenario == "normal":
             assert got == [], hour_offset
         else:  # the blind camera (cam-square-n, one of main-square's three) and nothing else
@@ -265,7 +296,7 @@ def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
                 ("main-square", "source-offline", "raised"),
                 ("main-square", "source-offline", "cleared"),
             ], hour_offset
-            assert alerts[0]["severity"] == "warning" and "cam-square-n" in alerts[0]["message"]
+            assert alerts[0].severity == "warning" and "cam-square-n" in alerts[0].message
 
 
 def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence():
@@ -277,8 +308,8 @@ def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence
     assert p.sweep("underpass", state, arrived + 59_000).alerts == []  # 60 s not yet over
     out = p.sweep("underpass", state, arrived + 61_000)
     assert kinds_and_states(out.alerts) == [("source-offline", "raised")]
-    assert out.alerts[0]["ts"] == T0 + 61_000  # judged at the event time it would have reached
-    assert out.zone_states[0]["occupancy"] is None
+    assert out.alerts[0].ts == T0 + 61_000  # judged at the event time it would have reached
+    assert out.zone_states[0].occupancy is None
     assert p.sweep("underpass", out.state, arrived + 71_000).alerts == []  # once per episode
     assert p.sweep("metro-stairs", None, arrived + 99_000).alerts == []  # never heard of: nothing
     # A worker restarted at arrived + 50 s counts the silence from its own start.

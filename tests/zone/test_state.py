@@ -32,7 +32,7 @@ SAMPLE = json.loads((Path(__file__).parent / "data" / "state-v1-sample.json").re
 
 def test_round_trip_keeps_every_field():
     p = ZoneProcessor(SITE)
-    tick = [Reading.model_validate(r) for r in SAMPLE["next_readings"][0]]
+    tick = [msgspec.convert(r, Reading) for r in SAMPLE["next_readings"][0]]
     fresh = p.apply("entrance-east", None, [r for r in tick if r.zone_id == "entrance-east"], 7)
     assert fresh.state.anomaly is not None and set(fresh.state.sources) == {
         "cam-entrance-east",
@@ -64,10 +64,11 @@ def test_the_stored_v1_sample_migrates_and_continues_as_the_old_code_did():
     # the worker does: the same zone states (anomaly score, forecast...) and alerts as before.
     for readings, published in zip(SAMPLE["next_readings"], SAMPLE["published"], strict=True):
         for zone, expected in published.items():
-            batch = [Reading.model_validate(r) for r in readings if r["zone_id"] == zone]
+            batch = [msgspec.convert(r, Reading) for r in readings if r["zone_id"] == zone]
             out = p.apply(zone, decode_state(states[zone]), batch, 1_700_000_000_000)
-            assert out.zone_states == expected["zone_states"]
-            assert out.alerts == expected["alerts"]
+            # As published: the records' JSON shapes, compared field by field.
+            assert msgspec.to_builtins(out.zone_states) == expected["zone_states"]
+            assert msgspec.to_builtins(out.alerts) == expected["alerts"]
             states[zone] = encode_state(out.state)
     assert any(
         zs["anomaly_score"]
@@ -123,7 +124,7 @@ def test_area_and_thresholds_come_from_the_site_file_not_the_stored_state(tmp_pa
     edited.write_text(text.replace("area_m2 = 600\n", "area_m2 = 1200\n"))
     raw = SAMPLE["stored"]["entrance-east"].encode()
     batch = [
-        Reading.model_validate(r)
+        msgspec.convert(r, Reading)
         for tick in SAMPLE["next_readings"][:4]
         for r in tick
         if r["zone_id"] == "entrance-east"
@@ -131,10 +132,8 @@ def test_area_and_thresholds_come_from_the_site_file_not_the_stored_state(tmp_pa
     before = ZoneProcessor(SITE).apply("entrance-east", decode_state(raw), batch).zone_state
     after = ZoneProcessor(load_site(edited)).apply("entrance-east", decode_state(raw), batch)
     now = after.zone_state
-    assert now["area_m2"] == 1200 and now["occupancy"] == before["occupancy"]
-    assert now["density"] == pytest.approx(before["density"] / 2, abs=1e-4)
+    assert now.area_m2 == 1200 and now.occupancy == before.occupancy
+    assert now.density == pytest.approx(before.density / 2, abs=1e-4)
     # Twice the room: further from critical density than under the stored state's 600 m².
-    assert before["minutes_to_critical"] is not None
-    assert now["minutes_to_critical"] is None or (
-        now["minutes_to_critical"] > before["minutes_to_critical"]
-    )
+    assert before.minutes_to_critical is not None
+    assert now.minutes_to_critical is None or (now.minutes_to_critical > before.minutes_to_critical)

@@ -17,12 +17,12 @@ class Anomaly(AlertKind):
         return make_alarm(site, zone, a.warning, critical, min_duration_s=a.min_duration_s)
 
     def value(self, snap: Snapshot, ctx: ZoneContext) -> float | None:
-        return snap["anomaly_score"]  # None when blind or warming up: skipped
+        return snap.anomaly_score  # None when blind or warming up: skipped
 
     def message(self, zone: Zone, t: Transition, snap: Snapshot) -> str:
         if t.state == "cleared":
             return f"{head(zone, t)}, occupancy back to its usual pattern for this hour"
         return (
             f"{head(zone, t)}, occupancy unusual for this hour (score {t.value:.2f}, "
-            f"~{snap['occupancy']:.0f} people)"
+            f"~{snap.occupancy:.0f} people)"
         )

@@ -17,8 +17,10 @@ from pydantic import BaseModel, ValidationError
 
 from detectors.alerting import Alarm, Transition
 from streams.config.site import Site, SiteError, Zone
+from streams.schema.payloads import ZoneState
 
-Snapshot = dict[str, Any]  # a zone-state record (streams.schema.payloads.ZoneState fields)
+# What a kind judges: the zone's record as published on crowd.zone-state (attributes, not keys).
+Snapshot = ZoneState
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,10 +18,10 @@ class Density(AlertKind):
         return make_alarm(site, zone, t.warning, t.critical)
 
     def value(self, snap: Snapshot, ctx: ZoneContext) -> float | None:
-        return snap["density"]  # None when blind: skipped
+        return snap.density  # None when blind: skipped
 
     def message(self, zone: Zone, t: Transition, snap: Snapshot) -> str:
-        what = f"density {t.value:.2f} p/m² (LOS {snap['los']}, ~{snap['occupancy']:.0f} people)"
+        what = f"density {t.value:.2f} p/m² (LOS {snap.los}, ~{snap.occupancy:.0f} people)"
         if t.state == "cleared":
             return f"{zone.name}: cleared, {what} below {t.threshold:.2f} for the hold time"
         return f"{zone.name}: {t.severity.upper()} {t.state}, {what} >= {t.threshold:.2f}"

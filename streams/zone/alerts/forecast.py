@@ -18,10 +18,10 @@ class Forecast(AlertKind):
 
     def value(self, snap: Snapshot, ctx: ZoneContext) -> float | None:
         # None means "not heading there", which clears an open forecast alert.
-        return snap["minutes_to_critical"]
+        return snap.minutes_to_critical
 
     def skipped(self, snap: Snapshot, ctx: ZoneContext) -> bool:
-        return snap["occupancy"] is None  # no forecast while blind
+        return snap.occupancy is None  # no forecast while blind
 
     def message(self, zone: Zone, t: Transition, snap: Snapshot) -> str:
         if t.state == "cleared":
@@ -30,7 +30,7 @@ class Forecast(AlertKind):
                 f"{t.threshold:.0f} min"
             )
         return (
-            f"{head(zone, t)}, critical density ({snap['critical']:.2f} p/m²) forecast in "
-            f"{t.value:.0f} min (band {snap['minutes_to_critical_low']}-"
-            f"{snap['minutes_to_critical_high']} min), now {snap['density']:.2f} p/m²"
+            f"{head(zone, t)}, critical density ({snap.critical:.2f} p/m²) forecast in "
+            f"{t.value:.0f} min (band {snap.minutes_to_critical_low}-"
+            f"{snap.minutes_to_critical_high} min), now {snap.density:.2f} p/m²"
         )

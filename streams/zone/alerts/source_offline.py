@@ -18,14 +18,14 @@ class SourceOffline(AlertKind):
 
     def value(self, snap: Snapshot, ctx: ZoneContext) -> float | None:
         """Sources not in the site file never count as down."""
-        if snap["occupancy"] is None:
+        if snap.occupancy is None:
             return BLIND
-        down = snap["sources"]["stale"] + snap["sources"]["offline"]
+        down = snap.sources.stale + snap.sources.offline
         return SOME_DOWN if any(sid in ctx.configured_sources for sid in down) else 0.0
 
     def message(self, zone: Zone, t: Transition, snap: Snapshot) -> str:
         if t.state == "cleared":
             return f"{head(zone, t)}, its sources are reporting again"
-        down = snap["sources"]["stale"] + snap["sources"]["offline"]
-        blind = " — zone is blind" if snap["occupancy"] is None else ""
+        down = snap.sources.stale + snap.sources.offline
+        blind = " — zone is blind" if snap.occupancy is None else ""
         return f"{head(zone, t)}, {len(down)} source(s) not reporting: {', '.join(down)}{blind}"
