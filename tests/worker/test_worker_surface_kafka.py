@@ -79,7 +79,8 @@ def test_a_reading_placed_by_another_partitioner_is_rerouted(pipeline):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
 
-    pipeline.read("zone-state", until=lambda s: any(x["ts"] == T0 + 1000 for x in s))
+    first = pipeline.read("zone-state", until=lambda s: any(x["ts"] == T0 + 1000 for x in s))
+    assert any(x["ts"] == T0 + 1000 for x in first), [(x["ts"] - T0, x["sources"]) for x in first]
     with pipeline.producer() as producer:
         producer.send({"source_id": "cam-a", "kind": "camera", "zone_id": zone,
                        "ts": T0 + 2000, "seq": 2, "count": 40})  # fmt: skip
