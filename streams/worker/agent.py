@@ -72,6 +72,7 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     by_zone: dict[str, list] = defaultdict(list)
     zone_events: dict[str, list[faust.EventT]] = defaultdict(list)
     ticks: dict[int, faust.EventT] = {}
+    writes: list[tuple[str, faust.EventT, ZoneState]] = []
     for event in events:
         if event.message.topic == settings.ticks_topic:
             ticks[event.message.partition] = event
@@ -100,10 +101,14 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
                     event, f"processing failed: {exc!r}"[:500], "processing"
                 )
             continue
-        # Alerts are delivered before the state that records them is written: a crash in
-        # between repeats an alert after the restart rather than losing it.
+        # Alerts and zone states are delivered before the state that records them is written:
+        # a crash in between repeats them after the restart rather than losing them.
         await publisher.publish(zone_id, outcome)
-        zones[zone_id] = encode_state(outcome.state)
+        writes.append((zone_id, zone_events[zone_id][-1], outcome.state))
+    await publisher.delivered()  # every zone state of the batch is on the broker
+    for zone_id, event, state in writes:
+        set_current_event(stream, event)
+        zones[zone_id] = encode_state(state)
     for partition, event in ticks.items():
         await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
 
@@ -119,4 +124,5 @@ async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> 
         outcome = w.processor.sweep(zone_id, load_zone(w, zone_id), now_ms, w.started_ms)
         if outcome.alerts:  # the sweep changes state only with a transition
             await publisher.publish(zone_id, outcome, from_readings=False)
+            await publisher.delivered()
             w.zones[zone_id] = encode_state(outcome.state)

@@ -30,3 +30,42 @@ def check() -> None:
             f"faust-streaming {faust.__version__} has no Stream._set_current_event: "
             "streams/worker/faust_compat.py needs a new way to route table writes per event"
         )
+
+
+def fix_fetcher_close() -> None:
+    """Make aiokafka's ``Fetcher.close`` survive its own cancelled fetch requests.
+
+    aiokafka 0.14's ``Fetcher.close`` cancels each pending fetch request and then awaits it,
+    which raises ``CancelledError`` out of ``close``: while the broker is unreachable there is
+    always one pending (sleeping in its retry back-off). The error escapes Faust's consumer
+    thread before it signals that it has shut down, so the worker sat out mode's 60 s
+    ``shutdown_timeout`` on every SIGTERM sent while the broker was down. Idempotent; applied by
+    :func:`streams.worker.app.build_app`, never at import.
+    """
+    import asyncio
+    import contextlib
+
+    from aiokafka.consumer.fetcher import Fetcher
+
+    if getattr(Fetcher.close, "_crowdsafe_fixed", False):
+        return
+    original = Fetcher.close
+
+    async def close(self) -> None:
+        pending = getattr(self, "_pending_tasks", None)
+        if pending is None or not hasattr(self, "_fetch_task"):
+            await original(self)  # another aiokafka layout: leave it as it is
+            return
+        self._closed = True
+        self._fetch_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._fetch_task
+        for waiter in self._fetch_waiters:
+            self._notify(waiter)
+        for task in list(pending):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    close._crowdsafe_fixed = True  # type: ignore[attr-defined]
+    Fetcher.close = close  # type: ignore[method-assign]
