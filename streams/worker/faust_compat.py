@@ -10,6 +10,8 @@ fails in CI, instead of zones silently landing in the wrong partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -18,6 +20,24 @@ import faust
 def set_current_event(stream: faust.StreamT, event: faust.EventT) -> None:
     """Make ``event`` the stream's current event (table reads and writes use its partition)."""
     stream._set_current_event(event)  # noqa: SLF001 - see the module docstring
+
+
+@contextmanager
+def current_event(stream: faust.StreamT, event: faust.EventT) -> Iterator[None]:
+    """Make ``event`` current for the table reads and writes in the block, then restore the
+    event that was current before. The block must not await.
+
+    ``Stream.take_events`` reads ``stream.current_event`` to pair each buffered value with its
+    event *after* waiting for the agent to finish the previous batch; leaving one of our own
+    events current there paired the next message's value with an old event: the agent then
+    re-processed the old event (counted as duplicates) and never saw the new message (lost).
+    """
+    previous = stream.current_event
+    set_current_event(stream, event)
+    try:
+        yield
+    finally:
+        stream._set_current_event(previous)  # noqa: SLF001 - see the module docstring
 
 
 def check() -> None:
