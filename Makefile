@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
 APT_PACKAGES := chromium prometheus openjdk-17-jre-headless maven kcat
 
-.PHONY: setup system-packages demo test lint bench kafka-up kafka-down clean
+.PHONY: setup system-packages demo test test-full lint bench kafka-up kafka-down clean
 
 # Python packages into .venv/, re-installed only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +32,12 @@ demo: system-packages setup
 test: system-packages setup
 	@$(CROWDSAFE) kafka up
 	@status=0; $(VENV)/bin/pytest -q -ra || status=$$?; \
+	$(CROWDSAFE) kafka down; exit $$status
+
+# Everything in `make test`, then the fault tests again with 10 SIGKILLs instead of 3 (~5 min).
+test-full: test
+	@$(CROWDSAFE) kafka up
+	@status=0; CROWDSAFE_FAULT_KILLS=10 $(VENV)/bin/pytest -q -ra -s tests/faults || status=$$?; \
 	$(CROWDSAFE) kafka down; exit $$status
 
 lint: setup

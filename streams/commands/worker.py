@@ -27,5 +27,43 @@ def run(args: argparse.Namespace) -> int:
     worker = build_app(settings)  # a bad site file fails here, before touching the broker
     ensure_app_topics(settings)
     settings.worker_state_dir.mkdir(parents=True, exist_ok=True)
-    faust.Worker(worker.faust, loglevel=args.loglevel.upper()).execute_from_commandline()
+    bounded_worker(faust, settings.stop_timeout_s)(
+        worker.faust, loglevel=args.loglevel.upper()
+    ).execute_from_commandline()
     return 0
+
+
+def bounded_worker(faust, stop_timeout_s: float):
+    """A Faust worker class whose stop is bounded: the first SIGTERM or SIGINT starts a clock,
+    and a worker still running ``stop_timeout_s`` later exits hard (status 70) instead of
+    hanging on a client that waits for an unreachable broker. At-least-once holds: what was not
+    committed is re-delivered, and re-delivered readings are recognised by their ``seq``."""
+    import os
+    import signal
+    import sys
+    import threading
+
+    class Worker(faust.Worker):
+        _stop_clock: threading.Timer | None = None
+
+        def _arm(self) -> None:
+            if self._stop_clock is None:
+
+                def expire() -> None:
+                    print(
+                        f"worker: still stopping after {stop_timeout_s:g} s "
+                        "(CROWDSAFE_STOP_TIMEOUT_S): exiting now",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    os._exit(70)
+
+                self._stop_clock = threading.Timer(stop_timeout_s, expire)
+                self._stop_clock.daemon = True
+                self._stop_clock.start()
+
+        def _schedule_shutdown(self, signal: signal.Signals) -> None:
+            self._arm()
+            super()._schedule_shutdown(signal)
+
+    return Worker

@@ -68,6 +68,9 @@ class Settings(BaseSettings):
     store: str = "rocksdb://"
     # How long the group waits for a silent worker before giving its partitions to another.
     session_timeout_s: float = Field(10.0, ge=6, le=300)
+    # A worker asked to stop (SIGTERM, Ctrl-C) that has not exited after this long exits hard:
+    # whatever it had not committed is re-delivered to whoever takes its partitions.
+    stop_timeout_s: float = Field(20.0, gt=0, le=600)
     # How often the worker checks for zones whose every source went silent (0: never).
     silence_sweep_s: float = Field(10.0, ge=0)
     # Readings stamped further ahead of the wall clock than this are rejected as absurd.

@@ -19,7 +19,7 @@ from mode import CrashingSupervisor
 from mode.utils.logging import get_logger
 
 from streams.schema.intake import Rejected, parse_message
-from streams.worker.faust_compat import set_current_event
+from streams.worker.faust_compat import current_event
 from streams.worker.publish import Publisher
 from streams.zone.state import StateUnreadable, ZoneState, decode_state, encode_state
 
@@ -96,6 +96,7 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     by_zone: dict[str, list] = defaultdict(list)
     zone_events: dict[str, list[faust.EventT]] = defaultdict(list)
     ticks: dict[int, faust.EventT] = {}
+    writes: list[tuple[str, faust.EventT, ZoneState]] = []
     for event in events:
         if event.message.topic == settings.ticks_topic:
             ticks[event.message.partition] = event
@@ -112,10 +113,11 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         zone_events[readings[0].zone_id].append(event)
     for zone_id, readings in by_zone.items():
         # The table's partition is taken from the current event: make it this zone's own event,
-        # so a batch spanning partitions reads and writes each zone where it belongs.
-        set_current_event(stream, zone_events[zone_id][-1])
+        # so a batch spanning partitions reads and writes each zone where it belongs (and
+        # restore it before any await: Faust's take buffer reads it).
         try:
-            state = load_zone(w, zone_id)
+            with current_event(stream, zone_events[zone_id][-1]):
+                state = load_zone(w, zone_id)
             outcome = w.processor.apply(zone_id, state, readings, int(time.time() * 1000))
         except Exception as exc:  # noqa: BLE001 - one zone's failure must not cost the batch
             log.exception("zone %s: readings could not be processed", zone_id)
@@ -124,10 +126,14 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
                     event, f"processing failed: {exc!r}"[:500], "processing"
                 )
             continue
-        # Alerts are delivered before the state that records them is written: a crash in
-        # between repeats an alert after the restart rather than losing it.
+        # Alerts and zone states are delivered before the state that records them is written:
+        # a crash in between repeats them after the restart rather than losing them.
         await publisher.publish(zone_id, outcome)
-        zones[zone_id] = encode_state(outcome.state)
+        writes.append((zone_id, zone_events[zone_id][-1], outcome.state))
+    await publisher.delivered()  # every zone state of the batch is on the broker
+    for zone_id, event, state in writes:
+        with current_event(stream, event):
+            zones[zone_id] = encode_state(state)
     for partition, event in ticks.items():
         await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
 
@@ -135,12 +141,14 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
 async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> None:
     """Judge the silent zones of one partition (its tick is the current event: the table's
     store is per partition)."""
-    set_current_event(stream, event)
     now_ms = int(time.time() * 1000)
     for zone_id in w.zones_by_partition.get(partition, ()):
-        if zone_id in skip or zone_id not in w.zones:
-            continue  # it just spoke, or never did
-        outcome = w.processor.sweep(zone_id, load_zone(w, zone_id), now_ms, w.started_ms)
+        with current_event(stream, event):  # the table's store is per partition
+            if zone_id in skip or zone_id not in w.zones:
+                continue  # it just spoke, or never did
+            outcome = w.processor.sweep(zone_id, load_zone(w, zone_id), now_ms, w.started_ms)
         if outcome.alerts:  # the sweep changes state only with a transition
             await publisher.publish(zone_id, outcome, from_readings=False)
-            w.zones[zone_id] = encode_state(outcome.state)
+            await publisher.delivered()
+            with current_event(stream, event):
+                w.zones[zone_id] = encode_state(outcome.state)

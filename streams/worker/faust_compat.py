@@ -10,6 +10,8 @@ fails in CI, instead of zones silently landing in the wrong partition.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import faust
@@ -18,6 +20,24 @@ import faust
 def set_current_event(stream: faust.StreamT, event: faust.EventT) -> None:
     """Make ``event`` the stream's current event (table reads and writes use its partition)."""
     stream._set_current_event(event)  # noqa: SLF001 - see the module docstring
+
+
+@contextmanager
+def current_event(stream: faust.StreamT, event: faust.EventT) -> Iterator[None]:
+    """Make ``event`` current for the table reads and writes in the block, then restore the
+    event that was current before. The block must not await.
+
+    ``Stream.take_events`` reads ``stream.current_event`` to pair each buffered value with its
+    event *after* waiting for the agent to finish the previous batch; leaving one of our own
+    events current there paired the next message's value with an old event: the agent then
+    re-processed the old event (counted as duplicates) and never saw the new message (lost).
+    """
+    previous = stream.current_event
+    set_current_event(stream, event)
+    try:
+        yield
+    finally:
+        stream._set_current_event(previous)  # noqa: SLF001 - see the module docstring
 
 
 def check() -> None:
@@ -30,3 +50,42 @@ def check() -> None:
             f"faust-streaming {faust.__version__} has no Stream._set_current_event: "
             "streams/worker/faust_compat.py needs a new way to route table writes per event"
         )
+
+
+def fix_fetcher_close() -> None:
+    """Make aiokafka's ``Fetcher.close`` survive its own cancelled fetch requests.
+
+    aiokafka 0.14's ``Fetcher.close`` cancels each pending fetch request and then awaits it,
+    which raises ``CancelledError`` out of ``close``: while the broker is unreachable there is
+    always one pending (sleeping in its retry back-off). The error escapes Faust's consumer
+    thread before it signals that it has shut down, so the worker sat out mode's 60 s
+    ``shutdown_timeout`` on every SIGTERM sent while the broker was down. Idempotent; applied by
+    :func:`streams.worker.app.build_app`, never at import.
+    """
+    import asyncio
+    import contextlib
+
+    from aiokafka.consumer.fetcher import Fetcher
+
+    if getattr(Fetcher.close, "_crowdsafe_fixed", False):
+        return
+    original = Fetcher.close
+
+    async def close(self) -> None:
+        pending = getattr(self, "_pending_tasks", None)
+        if pending is None or not hasattr(self, "_fetch_task"):
+            await original(self)  # another aiokafka layout: leave it as it is
+            return
+        self._closed = True
+        self._fetch_task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._fetch_task
+        for waiter in self._fetch_waiters:
+            self._notify(waiter)
+        for task in list(pending):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    close._crowdsafe_fixed = True  # type: ignore[attr-defined]
+    Fetcher.close = close  # type: ignore[method-assign]

@@ -23,6 +23,9 @@ class Publisher:
         self.w = w
         self._n = w.settings.topic_partitions
         self._partitions: dict[bytes, int] = {}
+        # Zone states sent in this batch, not yet confirmed by the broker: awaited by
+        # :meth:`delivered` before the table records the readings they came from.
+        self._pending: list = []
 
     async def dead_letter(self, event: faust.EventT, reason: str, code: str) -> None:
         msg = event.message
@@ -77,11 +80,24 @@ class Publisher:
         for zone_state in outcome.zone_states:
             # Straight to the transport's producer: many small records per batch, and Faust's
             # topic.send bookkeeping (futures, callbacks) per record costs more than the work.
-            await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
+            self._pending.append(
+                await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
+            )
         delivered = []
         for alert in outcome.alerts:
             metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
             w.view.add_alert(alert)
             delivered.append(await w.topics.alerts.send(key=key, value=to_json(alert)))
         for fut in delivered:  # alerts are few: wait until the broker has them
+            await fut
+
+    async def delivered(self) -> None:
+        """Wait until the broker has every zone state sent since the last call.
+
+        The table (and its changelog) must never record a reading whose zone state is not on
+        the broker: a worker killed in between would, after its restart, drop the re-delivered
+        reading as a duplicate and its zone state would be lost for good. One wait per batch.
+        """
+        pending, self._pending = self._pending, []
+        for fut in pending:
             await fut

@@ -1,0 +1,98 @@
+"""Broker faults, on a second broker of this test's own (free ports, own state folder; stopped
+by pid whatever happens): the broker at 127.0.0.1:9092 is never touched."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from streams.config.settings import Settings
+from streams.config.site import load_site
+from streams.ops.kafka_local import BrokerConfig, down, up
+from streams.testing import Sandbox, free_port
+from streams.testing_faults import (
+    PacedProducer,
+    counters,
+    delivery,
+    expected,
+    surge_story,
+    terminate,
+    wait_for,
+)
+
+pytestmark = pytest.mark.kafka
+
+quiet = lambda _: None  # noqa: E731
+
+
+@pytest.fixture(scope="module")
+def spare_broker(tmp_path_factory: pytest.TempPathFactory):
+    config = BrokerConfig(
+        port=free_port(),
+        controller_port=free_port(),
+        state_dir=tmp_path_factory.mktemp("spare-kafka"),
+        partitions=2,
+    )
+    try:
+        up(config, timeout_s=120, log=quiet)
+        yield config
+    finally:
+        down(config, grace_s=20, log=quiet)
+
+
+@pytest.fixture
+def box(spare_broker: BrokerConfig, tmp_path):
+    sandbox = Sandbox(spare_broker.bootstrap, tmp_path)
+    sandbox.ensure_topics()
+    try:
+        yield sandbox
+    finally:
+        sandbox.stop_worker()
+
+
+def test_a_broker_restart_loses_no_reading_and_needs_no_worker_restart(spare_broker, box):
+    site = load_site(Settings().site)
+    ticks = surge_story(site, int(time.time() * 1000) - 1_620_000)
+    want = expected(site, ticks)
+    box.start_worker()
+    worker_pid = box.proc.pid
+    producer = PacedProducer(box, ticks, interval_s=0.08).start()  # ~25 s of readings
+    try:
+        assert wait_for(lambda: producer.sent_ticks >= 60, 60)
+        down(spare_broker, log=quiet)
+        time.sleep(5)  # the edge keeps producing into its buffer
+        up(spare_broker, timeout_s=120, log=quiet)
+        producer.join(timeout=180)
+    finally:
+        producer.stop()
+    assert not producer.errors, producer.errors[:3]
+
+    got = delivery(box, want, timeout=120)
+    print(f"\nfaults: broker-restart {json.dumps(got.summary())}")
+    assert got.zone_states_missing == []
+    assert got.transitions_lost == [] and got.transitions_unexpected == []
+    # The same worker process did it all, and applied each reading exactly once.
+    assert box.proc.poll() is None and box.proc.pid == worker_pid and box.starts == 1
+    seen = counters(box)
+    print(f"faults: broker-restart-counters {json.dumps(seen)}")
+    assert seen["readings"] + seen["duplicates"] + seen["rejected"] >= want.readings
+    assert seen["readings"] == want.readings
+
+
+def test_sigterm_while_the_broker_is_down_stops_the_worker(spare_broker, box):
+    box.start_worker()
+    with box.producer() as producer:
+        producer.send(
+            {"source_id": "cam-underpass", "kind": "camera", "zone_id": "underpass",
+             "ts": int(time.time() * 1000), "seq": 1, "count": 40}
+        )  # fmt: skip
+    box.read("zone-state", until=lambda rs: len(rs) >= 1)
+    down(spare_broker, log=quiet)
+    try:
+        stopped_after = terminate(box, hang_guard_s=90)  # a hang guard, not a speed limit
+        print(f"\nfaults: sigterm-broker-down stopped_after_s={stopped_after}")
+        assert stopped_after is not None, "still running 90 s after SIGTERM"
+    finally:
+        up(spare_broker, timeout_s=120, log=quiet)  # for whoever uses the module's broker next
