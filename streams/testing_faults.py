@@ -56,6 +56,8 @@ class Expected:
 
 def expected(site, ticks: list[list[dict]]) -> Expected:
     """The readings run through the zone processor in process, one tick per batch."""
+    import msgspec
+
     from streams.schema.payloads import Reading
     from streams.zone.processor import ZoneProcessor
 
@@ -64,13 +66,13 @@ def expected(site, ticks: list[list[dict]]) -> Expected:
     for readings in ticks:
         by_zone: dict[str, list] = {}
         for r in readings:
-            by_zone.setdefault(r["zone_id"], []).append(Reading.model_validate(r))
+            by_zone.setdefault(r["zone_id"], []).append(msgspec.convert(r, Reading))
             n += 1
         for zone, rs in by_zone.items():
             out = processor.apply(zone, states.get(zone), rs)
             states[zone] = out.state
-            zone_times |= {(zone, s["ts"]) for s in out.zone_states}
-            transitions += [(a["alert_id"], a["state"]) for a in out.alerts]
+            zone_times |= {(zone, s.ts) for s in out.zone_states}
+            transitions += [(a.alert_id, a.state) for a in out.alerts]
     return Expected(n, zone_times, transitions)
 
 

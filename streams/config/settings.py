@@ -73,8 +73,11 @@ class Settings(BaseSettings):
     stop_timeout_s: float = Field(20.0, gt=0, le=600)
     # How often the worker checks for zones whose every source went silent (0: never).
     silence_sweep_s: float = Field(10.0, ge=0)
-    # Readings stamped further ahead of the wall clock than this are rejected as absurd.
-    max_future_skew_s: float = Field(86_400.0, gt=0)
+    # Event time (streams/zone/clock.py): readings more than this behind their zone's watermark
+    # are dead-lettered as late; readings more than this ahead of the wall clock are rejected
+    # and their source flagged (per source: max_clock_skew_s in the site file).
+    allowed_lateness_s: float = Field(900.0, ge=0)
+    max_clock_skew_s: float = Field(300.0, ge=0)
 
     @property
     def ticks_topic(self) -> str:

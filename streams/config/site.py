@@ -95,6 +95,10 @@ class Source(_Strict):
     # A sensor's count is multiplied by this (e.g. devices per person).
     scale: Positive = 1.0
     weight: Positive = 1.0
+    # Its expected reporting interval, as the silence after which it is stale (default: the
+    # site's stale_after_s), and how far ahead of the wall clock its clock may run.
+    stale_after_s: Positive | None = None
+    max_clock_skew_s: Annotated[float, Field(ge=0)] | None = None
     camera: CameraConfig | None = None  # how an edge camera counts (docs/vision.md)
 
     def coverage_of(self, zone_id: str) -> float:

@@ -169,8 +169,10 @@ class DeadLetter(_Out):
     partition: int
     offset: int
     key_b64: str | None
-    value_b64: str
+    value_b64: str  # the original bytes, cut to 512 KiB when longer (then ``truncated``)
     received_at: int
+    value_bytes: int | None = None  # length of the original value
+    truncated: bool = False
 
 
 SCHEMAS: dict[str, type[msgspec.Struct]] = {

@@ -97,6 +97,7 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     zone_events: dict[str, list[faust.EventT]] = defaultdict(list)
     ticks: dict[int, faust.EventT] = {}
     writes: list[tuple[str, faust.EventT, ZoneState]] = []
+    origin: dict[int, faust.EventT] = {}
     for event in events:
         if event.message.topic == settings.ticks_topic:
             ticks[event.message.partition] = event
@@ -104,13 +105,14 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         if await publisher.reroute_if_misplaced(event):
             continue
         try:
-            latest_ok_ms = int((time.time() + settings.max_future_skew_s) * 1000)
-            readings = parse_message(event.key, event.value, site, latest_ok_ms)
+            readings = parse_message(event.key, event.value, site)
         except Rejected as exc:
             await publisher.dead_letter(event, str(exc), exc.code)
             continue
         by_zone[readings[0].zone_id].extend(readings)
         zone_events[readings[0].zone_id].append(event)
+        for r in readings:  # where each came from, should the event-time policy refuse it
+            origin[id(r)] = event
     for zone_id, readings in by_zone.items():
         # The table's partition is taken from the current event: make it this zone's own event,
         # so a batch spanning partitions reads and writes each zone where it belongs (and
@@ -126,6 +128,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
                     event, f"processing failed: {exc!r}"[:500], "processing"
                 )
             continue
+        for rejection in outcome.rejected:  # late, or from the future: dead-lettered alone
+            await publisher.dead_letter_reading(origin[id(rejection.reading)], rejection)
         # Alerts and zone states are delivered before the state that records them is written:
         # a crash in between repeats them after the restart rather than losing them.
         await publisher.publish(zone_id, outcome)

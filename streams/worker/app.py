@@ -25,6 +25,7 @@ from streams.worker import faust_compat
 from streams.worker.health import Health
 from streams.worker.metrics import WorkerMetrics
 from streams.worker.state_view import LiveView
+from streams.zone.clock import EventTimePolicy
 from streams.zone.processor import ZoneProcessor
 
 _RAW = {"key_type": bytes, "value_type": bytes, "key_serializer": "raw", "value_serializer": "raw"}
@@ -75,7 +76,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         # the agent decodes and encodes itself (streams.zone.state), once per zone per batch;
         # older JSON records are migrated. Keys stay JSON strings, as the changelog has them.
         zones=app.Table("zones", partitions=n, value_type=bytes),
-        processor=ZoneProcessor(site),
+        processor=ZoneProcessor(site, clock=event_time_policy(settings)),
         metrics=WorkerMetrics(),
         zones_by_partition=_zones_by_partition(site, n),
     )
@@ -87,6 +88,14 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     register_agent(worker)
     register_views(worker)
     return worker
+
+
+def event_time_policy(settings: Settings) -> EventTimePolicy:
+    """The one event-time policy of this worker (streams/zone/clock.py), from settings."""
+    return EventTimePolicy(
+        allowed_lateness_ms=int(settings.allowed_lateness_s * 1000),
+        max_skew_ms=int(settings.max_clock_skew_s * 1000),
+    )
 
 
 def faust_app(settings: Settings) -> faust.App:

@@ -28,6 +28,11 @@ class WorkerMetrics:
             "Readings found in a partition their key does not map to, sent on to the right one",
             registry=r,
         )
+        self.seq_resets = Counter(
+            "crowdsafe_source_seq_resets_total",
+            "Readings accepted although their source's seq went back (a restarted counter)",
+            registry=r,
+        )
         self.duplicates = Counter(
             "crowdsafe_readings_duplicate_total", "Readings dropped as re-deliveries", registry=r
         )

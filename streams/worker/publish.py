@@ -18,6 +18,10 @@ from streams.zone.processor import Outcome
 to_json = msgspec.json.encode
 
 
+# Original bytes kept in a dead letter: 512 KiB, 683 KiB as base64, well under the 1 MB limit.
+MAX_DEAD_LETTER_VALUE = 512 * 1024
+
+
 class Publisher:
     def __init__(self, w) -> None:  # w: streams.worker.app.WorkerApp
         self.w = w
@@ -27,20 +31,39 @@ class Publisher:
         # :meth:`delivered` before the table records the readings they came from.
         self._pending: list = []
 
-    async def dead_letter(self, event: faust.EventT, reason: str, code: str) -> None:
+    async def dead_letter(
+        self, event: faust.EventT, reason: str, code: str, value: bytes | None = None
+    ) -> None:
+        """Dead-letter ``event``'s message (or ``value``, one reading of it) with its reason.
+
+        A dead letter always fits: the original bytes are cut to :data:`MAX_DEAD_LETTER_VALUE`
+        (base64 makes them a third larger, and the producer refuses records over 1 MB), and the
+        record says so. Awaited until the broker has it: the message's offset is committed only
+        once its dead letter is safe.
+        """
         msg = event.message
+        original = (msg.value or b"") if value is None else value
+        kept = original[:MAX_DEAD_LETTER_VALUE]
         record = DeadLetter(
             v=SCHEMA_VERSION,
-            reason=reason,
+            reason=reason[:1000],
             topic=msg.topic,
             partition=msg.partition,
             offset=msg.offset,
-            key_b64=base64.b64encode(msg.key).decode() if msg.key else None,
-            value_b64=base64.b64encode(msg.value or b"").decode(),
+            key_b64=base64.b64encode(msg.key[:1000]).decode() if msg.key else None,
+            value_b64=base64.b64encode(kept).decode(),
             received_at=int(time.time() * 1000),
+            value_bytes=len(original),
+            truncated=len(kept) < len(original),
         )
         self.w.metrics.rejected.labels(code).inc()
-        await self.w.topics.deadletter.send(key=msg.key, value=to_json(record))
+        fut = await self.w.topics.deadletter.send(key=msg.key, value=to_json(record))
+        self._pending.append(fut)
+
+    async def dead_letter_reading(self, event: faust.EventT, rejection) -> None:
+        """One reading of a message refused by the event-time policy (streams/zone/clock.py)."""
+        value = msgspec.json.encode(rejection.reading)
+        await self.dead_letter(event, rejection.reason, rejection.code, value)
 
     async def reroute_if_misplaced(self, event: faust.EventT) -> bool:
         """Send a reading on to the partition its key maps to, if it is not there; True if so.
@@ -72,6 +95,7 @@ class Publisher:
             metrics.readings.labels(r.kind).inc()
             metrics.lag.observe(max(now - r.ts / 1000, 0))
         metrics.duplicates.inc(outcome.duplicates)
+        metrics.seq_resets.inc(outcome.seq_resets)
         key = zone_id.encode()
         if outcome.zone_state is not None:
             w.view.add_zone_state(outcome.zone_state)

@@ -23,9 +23,19 @@ from streams.schema.payloads import SCHEMA_VERSION, Reading, SourceStatus
 from streams.sources import KINDS as SOURCE_KINDS
 from streams.zone import alerts
 from streams.zone.alerts import AlertKind, ZoneContext
+from streams.zone.clock import EventTimePolicy
 from streams.zone.state import AnomalyState, EpisodeState, ForecastState, SourceState, ZoneState
 
 UNKNOWN_SOURCE_TTL_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A reading the event-time policy refuses: ``code`` is ``late`` or ``future``."""
+
+    reading: Reading
+    reason: str
+    code: str
 
 
 @dataclass(slots=True)
@@ -38,6 +48,8 @@ class Outcome:
     zone_states: list[payloads.ZoneState] = field(default_factory=list)
     alerts: list[payloads.Alert] = field(default_factory=list)
     applied: list[Reading] = field(default_factory=list)  # duplicates left out
+    rejected: list[Rejection] = field(default_factory=list)  # late, or from the future
+    seq_resets: int = 0  # readings accepted although their seq went back (see _record)
     duplicates: int = 0
 
     @property
@@ -49,8 +61,14 @@ class Outcome:
 class ZoneProcessor:
     """Applies readings to zone state using the site's zones, sources and thresholds."""
 
-    def __init__(self, site: Site, kinds: Iterable[AlertKind] | None = None) -> None:
+    def __init__(
+        self,
+        site: Site,
+        kinds: Iterable[AlertKind] | None = None,
+        clock: EventTimePolicy | None = None,
+    ) -> None:
         self.site = site
+        self.clock = clock or EventTimePolicy()
         # The alert policy: every registered kind (streams/zone/alerts/), unless given.
         self.kinds = list(kinds) if kinds is not None else list(alerts.registry().values())
         alerts.check_site(site, self.kinds)
@@ -79,14 +97,24 @@ class ZoneProcessor:
         anomaly, forecaster = self._detectors(zone, state)
         episodes = {k: ep.episode() for k, ep in state.episodes.items()}
         for r in sorted(readings, key=lambda r: (r.ts, r.source_id, r.seq)):
-            if not self._record(state, r):
+            watermark = state.ts if state.sources else None
+            verdict = self.clock.verdict(r.ts, watermark, arrived_ms, self._skew_ms(r.source_id))
+            if verdict is not None:
+                out.rejected.append(self._reject(state, r, verdict, arrived_ms))
+                continue
+            recorded = self._record(state, r)
+            if recorded is None:
                 out.duplicates += 1
                 continue
+            out.seq_resets += recorded
             out.applied.append(r)
-            snapshot = self._snapshot(zone, state, r.ts)
+            # Judged at the watermark, but never ahead of the wall clock nor before the last
+            # judgement: a late reading does not take the zone back in time.
+            t = state.judged_ts = self.clock.judged_at(state.ts, arrived_ms, state.judged_ts)
+            snapshot = self._snapshot(zone, state, t)
             inflow = _net_inflow(r)
-            score = anomaly.update(r.ts, snapshot.occupancy)
-            forecast = forecaster.update(r.ts, snapshot.occupancy, inflow)
+            score = anomaly.update(t, snapshot.occupancy)
+            forecast = forecaster.update(t, snapshot.occupancy, inflow)
             _forecast_fields(snapshot, score, forecast, snapshot.occupancy is None)
             out.alerts.extend(self._alerts(zone, episodes, snapshot))
             if out.zone_states and out.zone_states[-1].ts == snapshot.ts:
@@ -121,11 +149,12 @@ class ZoneProcessor:
         zone = self.site.zone(zone_id)
         # Every source is stale by now, so the zone is blind: of the alarms only source-offline
         # is fed, through the same path as for readings.
-        snapshot = self._snapshot(zone, state, state.ts + silence_ms)
+        snapshot = self._snapshot(zone, state, max(state.ts + silence_ms, state.judged_ts))
         _forecast_fields(snapshot, None, Forecast(), blind=True)
         episodes = {k: ep.episode() for k, ep in state.episodes.items()}
         out.alerts = self._alerts(zone, episodes, snapshot)
         if out.alerts:
+            state.judged_ts = snapshot.ts
             state.episodes = {k: EpisodeState.of(ep) for k, ep in episodes.items()}
             out.zone_states.append(snapshot)
         return out
@@ -148,29 +177,78 @@ class ZoneProcessor:
             forecaster = DensityForecaster(zone.area_m2, t.warning, t.critical)
         return anomaly, forecaster
 
-    def _record(self, state: ZoneState, r: Reading) -> bool:
-        """Update the source's state; False for a duplicate (replayed or re-delivered) reading."""
+    def _record(self, state: ZoneState, r: Reading) -> int | None:
+        """Update the source's state; None for a duplicate (re-delivered) reading, else 1 when
+        the source's seq went back (a restarted counter) and 0 otherwise.
+
+        A re-delivery repeats a reading already applied: its seq *and* its event time are at or
+        below the source's last. A seq at or below the last with a newer event time is a source
+        that restarted its counter (or one a forged huge seq pushed up): accepted and counted,
+        so one bad seq can never mute a source for good.
+        """
         src = state.sources.get(r.source_id)
+        reset = 0
         if src is not None and r.seq <= src.seq:
-            return False
+            if r.ts <= src.ts:
+                return None
+            src.resets += 1
+            reset = 1
         if src is None:
             src = state.sources[r.source_id] = SourceState(r.kind, r.seq, r.ts)
         src.seq, src.ts, src.status, src.reason = r.seq, max(r.ts, src.ts), r.status, r.reason
         state.ts = max(r.ts, state.ts)
         if r.status != "ok":
-            return True
+            return reset
         kind = SOURCE_KINDS[r.kind]
         flow = kind.flow(r)
         if flow is not None:
             state.gate_occupancy = integrate_gates(state.gate_occupancy, *flow)
             src.flow_ts = r.ts
         level = kind.level(r, self.site.source_by_id.get(r.source_id))
-        if level is not None:
+        if level is not None and (src.estimate_ts is None or r.ts >= src.estimate_ts):
             # Stamped with its own time: a source that once sent a count and now only sends
-            # crossings must not pin the zone to that old count.
+            # crossings must not pin the zone to that old count; an older count (out of order)
+            # never replaces a newer one.
             src.estimate, src.estimate_ts = level, r.ts
         self._forget_unknown_sources(state, r.ts)
-        return True
+        return reset
+
+    def _skew_ms(self, source_id: str) -> int | None:
+        source = self.site.source_by_id.get(source_id)
+        if source is None or source.max_clock_skew_s is None:
+            return None
+        return int(source.max_clock_skew_s * 1000)
+
+    def _stale_ms(self, source_id: str) -> float:
+        source = self.site.source_by_id.get(source_id)
+        if source is not None and source.stale_after_s is not None:
+            return source.stale_after_s * 1000
+        return self.site.defaults.stale_after_s * 1000
+
+    def _reject(self, state: ZoneState, r: Reading, verdict: str, now_ms: int | None) -> Rejection:
+        """The dead-letter reason; a source from the future is flagged as not reporting."""
+        if verdict == "late":
+            behind = (min(state.ts, now_ms + self.clock.max_skew_ms) if now_ms else state.ts) - r.ts
+            return Rejection(
+                r,
+                f"late: ts {r.ts} is {behind / 1000:.0f} s behind zone '{r.zone_id}' "
+                f"(allowed lateness {self.clock.allowed_lateness_ms / 1000:.0f} s)",
+                "late",
+            )
+        ahead = (r.ts - now_ms) / 1000 if now_ms else 0.0
+        src = state.sources.get(r.source_id)
+        if src is None:
+            src = state.sources[r.source_id] = SourceState(r.kind, -1, 0)
+        # Its readings are refused, so it says nothing usable: listed offline, with why, until
+        # a reading within the bound arrives.
+        src.status, src.reason = "offline", f"clock {ahead:.0f} s ahead of the wall clock"
+        skew = self._skew_ms(r.source_id) or self.clock.max_skew_ms
+        return Rejection(
+            r,
+            f"future: ts {r.ts} is {ahead:.0f} s ahead of the wall clock "
+            f"(source '{r.source_id}' may be {skew / 1000:.0f} s ahead)",
+            "future",
+        )
 
     def _forget_unknown_sources(self, state: ZoneState, ts: int) -> None:
         """Sources not in the site file (a replay, a typo) are dropped after a day of silence,
@@ -183,10 +261,10 @@ class ZoneProcessor:
     def _snapshot(self, zone: Zone, state: ZoneState, ts: int) -> payloads.ZoneState:
         """The zone's published record at ``ts``; its forecast fields are null until
         :func:`_forecast_fields` fills them."""
-        stale_ms = self.site.defaults.stale_after_s * 1000
         fresh, stale, offline, levels = [], [], [], []
         gate_fresh = False
         for sid, src in sorted(state.sources.items()):
+            stale_ms = self._stale_ms(sid)  # the source's expected interval, or the site's
             if src.status != "ok":
                 offline.append(sid)
             elif ts - src.ts > stale_ms:

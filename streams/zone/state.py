@@ -40,6 +40,7 @@ class SourceState(msgspec.Struct, array_like=True):
     estimate: float | None = None  # level estimate (persons) from its last count...
     estimate_ts: int | None = None  # ... stamped with that reading's time
     flow_ts: int | None = None  # event time of its last gate crossings
+    resets: int = 0  # times its seq went back while its event time went on (counter restarts)
 
 
 class EpisodeState(msgspec.Struct, array_like=True):
@@ -108,6 +109,7 @@ class ZoneState(msgspec.Struct, array_like=True):
     episodes: dict[str, EpisodeState] = {}
     anomaly: AnomalyState | None = None
     forecast: ForecastState | None = None
+    judged_ts: int = 0  # event time the zone was last judged at: outputs never go before it
 
 
 _ENCODER = msgspec.msgpack.Encoder()

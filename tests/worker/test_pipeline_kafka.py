@@ -28,8 +28,7 @@ def cleared(zone: str):
 
 def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline, schema_file):
     pipeline.start_worker()
-    result = pipeline.cli("simulate", "--scenario", "surge", "--speed", "0", "--quiet")
-    assert result.returncode == 0, result.stderr
+    pipeline.simulate_surge_until_now(1320)  # the whole story, ending now
 
     alerts = pipeline.read("alerts", until=cleared(SURGE_ZONE), timeout=90)
 
@@ -184,9 +183,7 @@ def test_restarted_worker_recovers_zone_state_from_its_changelog(pipeline):
 
 def test_dispatch_feed_neither_loses_nor_repeats_alerts_across_restarts(pipeline):
     pipeline.start_worker()
-    assert (
-        pipeline.cli("simulate", "--scenario", "surge", "--speed", "0", "--quiet").returncode == 0
-    )
+    pipeline.simulate_surge_until_now(1320)
 
     def story_over(alerts: list[dict]) -> bool:  # every episode of the surge has cleared
         return all(

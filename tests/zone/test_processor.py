@@ -301,7 +301,7 @@ def test_calm_scenarios_raise_no_crowd_alert_at_any_hour(scenario):
 
 def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence():
     p = ZoneProcessor(SITE)
-    arrived = 5_000_000
+    arrived = T0 + 2_000  # the wall clock when the reading arrived, 2 s after its event time
     state = p.apply(
         "underpass", None, [reading("cam-underpass", "underpass", count=40)], arrived_ms=arrived
     ).state
