@@ -23,6 +23,7 @@ import numpy as np
 
 from streams.config.site import Site, Source, Zone
 from streams.sources import KINDS as SOURCE_KINDS
+from streams.sources.base import SimStep
 
 TICK_S = 5.0  # cameras and gates report every 5 s of event time
 TRAIN_EVERY_S = 600.0  # an arrival every 10 minutes
@@ -200,7 +201,7 @@ class Simulator:
                 **base,
                 "zone_id": z,
                 **kind.simulate(
-                    source, z, occ[z], self._occupancy.get(z, occ[z]), self.rng, TICK_S
+                    source, z, SimStep(occ[z], self._occupancy.get(z, occ[z]), self.rng, TICK_S)
                 ),
             }
             for z in source.zones

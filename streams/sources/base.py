@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -17,6 +18,16 @@ class ReadingLike(Protocol):
     count: int | None
     entered: int | None
     exited: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SimStep:
+    """One simulator tick for one zone: it holds ``now`` people (``before`` a tick earlier)."""
+
+    now: float
+    before: float
+    rng: np.random.Generator
+    tick_s: float
 
 
 class SourceKind:
@@ -39,15 +50,6 @@ class SourceKind:
             return None
         return r.entered or 0, r.exited or 0
 
-    def simulate(
-        self,
-        source: Source,
-        zone_id: str,
-        now: float,
-        before: float,
-        rng: np.random.Generator,
-        tick_s: float,
-    ) -> dict[str, Any]:
-        """The measurement fields of one simulated reading: the zone holds ``now`` people
-        (``before`` one tick earlier)."""
+    def simulate(self, source: Source, zone_id: str, step: SimStep) -> dict[str, Any]:
+        """The measurement fields of one simulated reading of ``zone_id`` at ``step``."""
         raise NotImplementedError

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from streams.config.site import Source
-from streams.sources.base import ReadingLike, SourceKind
+from streams.sources.base import ReadingLike, SimStep, SourceKind
 
 
 class Camera(SourceKind):
@@ -27,15 +25,7 @@ class Camera(SourceKind):
             return super().level(r, source)
         return r.count / source.coverage_of(r.zone_id)
 
-    def simulate(
-        self,
-        source: Source,
-        zone_id: str,
-        now: float,
-        before: float,
-        rng: np.random.Generator,
-        tick_s: float,
-    ) -> dict[str, Any]:
-        seen = now * source.coverage_of(zone_id)
-        count = rng.normal(seen, 0.03 * seen + 1.0)  # 3 % counting noise, plus one person
+    def simulate(self, source: Source, zone_id: str, step: SimStep) -> dict[str, Any]:
+        seen = step.now * source.coverage_of(zone_id)
+        count = step.rng.normal(seen, 0.03 * seen + 1.0)  # 3 % counting noise, plus one person
         return {"count": max(int(round(count)), 0)}

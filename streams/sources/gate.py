@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
-
 from streams.config.site import Source
-from streams.sources.base import SourceKind
+from streams.sources.base import SimStep, SourceKind
 
 DWELL_S = 120.0  # simulated people stay about two minutes, so this many pass through
 
@@ -16,17 +14,9 @@ DWELL_S = 120.0  # simulated people stay about two minutes, so this many pass th
 class Gate(SourceKind):
     name = "gate"
 
-    def simulate(
-        self,
-        source: Source,
-        zone_id: str,
-        now: float,
-        before: float,
-        rng: np.random.Generator,
-        tick_s: float,
-    ) -> dict[str, Any]:
-        net = now - before
-        through = rng.poisson(max(now, 1.0) * tick_s / DWELL_S)
+    def simulate(self, source: Source, zone_id: str, step: SimStep) -> dict[str, Any]:
+        net = step.now - step.before
+        through = step.rng.poisson(max(step.now, 1.0) * step.tick_s / DWELL_S)
         return {
             "entered": int(through + max(int(round(net)), 0)),
             "exited": int(through + max(int(round(-net)), 0)),

@@ -11,6 +11,7 @@ from streams.config.site import Source, load_site
 from streams.edge.simulator import Simulator
 from streams.schema import payloads
 from streams.sources import KINDS
+from streams.sources.base import SimStep
 
 SITE = load_site(bundled_site())
 
@@ -55,5 +56,5 @@ def test_the_simulator_emits_each_kind_through_its_module():
 def test_gate_simulation_carries_the_net_change():
     gate = Source(id="g", kind="gate", zones=["z"])
     rng = np.random.default_rng(0)
-    r = KINDS["gate"].simulate(gate, "z", now=1000.0, before=900.0, rng=rng, tick_s=5.0)
+    r = KINDS["gate"].simulate(gate, "z", SimStep(now=1000.0, before=900.0, rng=rng, tick_s=5.0))
     assert r["entered"] - r["exited"] == 100

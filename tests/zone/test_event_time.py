@@ -81,6 +81,9 @@ def test_old_state_from_the_future_does_not_make_new_readings_late():
     state = p.apply("main-square", None, ahead).state
     out = p.apply("main-square", state, square_tick(NOW, 2), NOW + 100)
     assert out.rejected == [] and len(out.applied) == 3
+    # A re-run on that state: its sources are fresh, and nothing says they went offline.
+    assert out.zone_state.sources.fresh == sorted(SQUARE)
+    assert [a for a in out.alerts if a.kind == "source-offline"] == []
 
 
 def test_a_source_may_declare_its_own_reporting_interval(tmp_path):
