@@ -11,6 +11,7 @@ import argparse
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -24,7 +25,8 @@ from streams.schema.payloads import Reading
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("replay", help="publish a recorded count series to crowd.readings")
     add_series_args(p)
-    p.add_argument("--zone", required=True, help="zone id the readings are for")
+    p.add_argument("--zone", required=True, help="zone id the readings are for (of the site)")
+    p.add_argument("--site", type=Path, help="site file (default: CROWDSAFE_SITE)")
     p.add_argument("--source-id", help="source id of the readings (default: replay:<file name>)")
     p.add_argument(
         "--speed",
@@ -78,8 +80,16 @@ def run(args: argparse.Namespace) -> int:
     # kafka-python only when actually publishing.
     from kafka.errors import KafkaError
 
+    from streams.config.settings import get_settings
+    from streams.config.site import load_site
     from streams.edge.producer import ReadingProducer
 
+    settings = get_settings()
+    site = load_site(args.site or settings.site)
+    if args.zone not in site.zone_by_id:  # else every reading would be dead-lettered, silently
+        known = ", ".join(sorted(site.zone_by_id))
+        print(f"replay: unknown zone {args.zone!r} (site {site.site.id}: {known})", file=sys.stderr)
+        return 2
     source_id = args.source_id or f"replay:{args.input.name}"
     try:
         rows = list(read_series(args.input, args.time_col, args.value_col))
@@ -102,5 +112,12 @@ def run(args: argparse.Namespace) -> int:
         return 1
     print(
         f"replay: {sent} readings for zone {args.zone!r} sent to {producer.topic}", file=sys.stderr
+    )
+    late = settings.allowed_lateness_s
+    print(
+        f"replay: history more than {late:.0f} s behind the zone's newest reading is "
+        "dead-lettered as late; to replay into a live site, run a worker of its own "
+        "(CROWDSAFE_APP_ID and CROWDSAFE_*_TOPIC) or use a zone kept for replays",
+        file=sys.stderr,
     )
     return 0

@@ -149,7 +149,7 @@ def test_replay_paces_by_event_time(tiny: Path, monkeypatch, speed, sleeps):
     slept: list[float] = []
     monkeypatch.setattr(streams.edge.producer, "ReadingProducer", FakeProducer)
     monkeypatch.setattr(replay.time, "sleep", slept.append)
-    args = ["replay", str(tiny), "--value-col", "count", "--zone", "plaza", "--speed", speed]
+    args = ["replay", str(tiny), "--value-col", "count", "--zone", "east-plaza", "--speed", speed]
     assert main(args) == 0
     seqs = [r["seq"] for r in FakeProducer.sent]
     assert seqs == list(range(seqs[0], seqs[0] + 5))  # consecutive from a wall-clock base
@@ -193,3 +193,9 @@ def test_tz_is_the_zones_offset_and_an_unknown_zone_is_an_error(tmp_path: Path, 
     assert outs["tz"] == outs["offset"]  # a zone without DST is its fixed offset
     assert main(["backtest", str(path), "--tz", "Mars/Olympus"]) == 2
     assert "unknown time zone" in capsys.readouterr().err
+
+
+def test_replay_refuses_a_zone_the_site_does_not_have(tiny: Path, capsys):
+    assert main(["replay", str(tiny), "--value-col", "count", "--zone", "atlantis"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown zone 'atlantis'" in err and "east-plaza" in err
