@@ -291,9 +291,10 @@ class ZoneProcessor:
             if src.disagree_since is None or ts - src.disagree_since < s.min_duration_s * 1000:
                 continue  # the worst, but not for long enough yet
             ratio = round(math.exp(src.ratio or 0.0), 2)
-            since = src.disagree_since or ts
             disagreeing.append(
-                FaultySource(source_id=sid, fault="disagreeing", since=since, value=ratio)
+                FaultySource(
+                    source_id=sid, fault="disagreeing", since=src.disagree_since, value=ratio
+                )
             )
         return sorted(stuck + disagreeing, key=lambda f: f.source_id)
 

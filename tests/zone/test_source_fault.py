@@ -190,11 +190,9 @@ def test_settings_come_from_the_site_file_and_are_checked(tmp_path: Path):
     text = bundled_site().read_text()
     path = tmp_path / "site.toml"
     path.write_text(
-        text.replace(
-            "[[zones]]", "[defaults.alerts.source-fault]\nstuck_after_s = 60\n\n[[zones]]", 1
-        ).replace(  # fmt: skip
+        text.replace("stuck_after_s = 600", "stuck_after_s = 60", 1).replace(
             "area_m2 = 240", "area_m2 = 240\nalerts = { source-fault = { stuck_after_s = 30 } }"
-        )  # fmt: skip
+        )
     )
     site = load_site(path)
     p = ZoneProcessor(site)
