@@ -97,12 +97,26 @@ class _Out(msgspec.Struct, kw_only=True, forbid_unknown_fields=True, omit_defaul
     pass
 
 
+class FaultySource(_Out):
+    """A fresh level source that reports but is judged faulty (the ``source-fault`` alert kind).
+    It stays in ``fresh`` and in the zone's occupancy: leaving it out is a later decision."""
+
+    source_id: str
+    fault: Literal["stuck", "disagreeing"]
+    since: int  # event time (ms): stuck at its value since / disagreeing since
+    # stuck: the zone estimate (people) it is stuck at; disagreeing: its estimate over the other
+    # level sources' (smoothed; 3.0 reads three times as many, 0.33 a third)
+    value: float
+
+
 class SourceStatus(_Out):
-    """A zone's sources by state, ids sorted."""
+    """A zone's sources by state, ids sorted; ``faulty`` (added later, so optional): fresh
+    sources judged stuck or disagreeing, by id."""
 
     fresh: list[str]
     stale: list[str]
     offline: list[str]
+    faulty: list[FaultySource] = []
 
 
 class ZoneState(_Out):
@@ -136,8 +150,8 @@ AlertKindName = Annotated[
     Meta(
         pattern="^[a-z][a-z0-9-]*$",
         max_length=64,
-        description="an alert kind: density, anomaly, forecast, source-offline, or one "
-        "registered later",
+        description="an alert kind: density, anomaly, forecast, source-offline, source-fault, "
+        "or one registered later",
         examples=["density"],
     ),
 ]

@@ -36,6 +36,7 @@ class SourceKind:
 
     name: ClassVar[str]
     every_ticks: ClassVar[int] = 1  # the simulator emits a reading every this many ticks
+    reports_level: ClassVar[bool] = True  # its readings say how many are in view (not gates)
 
     def level(self, r: ReadingLike, source: Source | None) -> float | None:
         """The whole zone's occupancy this reading implies, or None if it reports no count.

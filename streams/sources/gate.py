@@ -13,6 +13,7 @@ DWELL_S = 120.0  # simulated people stay about two minutes, so this many pass th
 
 class Gate(SourceKind):
     name = "gate"
+    reports_level = False  # crossings: judged by the source-fault kind only as the others
 
     def simulate(self, source: Source, zone_id: str, step: SimStep) -> dict[str, Any]:
         net = step.now - step.before

@@ -8,6 +8,7 @@ one at a time in order, so results do not depend on how the stream was batched.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
@@ -17,12 +18,21 @@ from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.density import LevelEstimate, density, fuse_levels, integrate_gates
 from detectors.forecast import DensityForecaster, Forecast
 from detectors.los import level_of_service
+from detectors.source_health import (
+    beyond_since,
+    ewma,
+    fuse_log,
+    is_stuck,
+    log_ratio,
+    others_moved,
+    worst_only,
+)
 from streams.config.site import Site, Zone
 from streams.schema import payloads  # payloads.ZoneState: the published record, not the state
-from streams.schema.payloads import SCHEMA_VERSION, Reading, SourceStatus
+from streams.schema.payloads import SCHEMA_VERSION, FaultySource, Reading, SourceStatus
 from streams.sources import KINDS as SOURCE_KINDS
 from streams.zone import alerts
-from streams.zone.alerts import AlertKind, ZoneContext
+from streams.zone.alerts import AlertKind, SourceFault, ZoneContext
 from streams.zone.clock import EventTimePolicy
 from streams.zone.state import AnomalyState, EpisodeState, ForecastState, SourceState, ZoneState
 
@@ -80,6 +90,9 @@ class ZoneProcessor:
             z.id: ZoneContext(z, frozenset(s.id for s in site.sources if z.id in s.zones))
             for z in site.zones
         }
+        # Stuck / disagreeing sources are judged here, where their state is, with the
+        # source-fault kind's settings; the kind only counts them in the published state.
+        self._health = {z.id: SourceFault().health(site, z) for z in site.zones}
 
     def apply(
         self,
@@ -204,14 +217,86 @@ class ZoneProcessor:
         if flow is not None:
             state.gate_occupancy = integrate_gates(state.gate_occupancy, *flow)
             src.flow_ts = r.ts
+            src.net_flow += flow[0] - flow[1]
         level = kind.level(r, self.site.source_by_id.get(r.source_id))
         if level is not None and (src.estimate_ts is None or r.ts >= src.estimate_ts):
             # Stamped with its own time: a source that once sent a count and now only sends
             # crossings must not pin the zone to that old count; an older count (out of order)
             # never replaces a newer one.
+            self._watch_health(state, r, src, level)
             src.estimate, src.estimate_ts = level, r.ts
         self._forget_unknown_sources(state, r.ts)
         return reset
+
+    def _watch_health(self, state: ZoneState, r: Reading, src: SourceState, level: float) -> None:
+        """A level source's health numbers (detectors/source_health.py), before ``level``
+        becomes its estimate: when its value changed, and its smoothed ratio to the others."""
+        if r.zone_id not in self._health:
+            return
+        s = self._health[r.zone_id]
+        others = fuse_log(self._other_levels(state, r.source_id, state.ts), s.floor_people)
+        if src.held_since is None or level != src.estimate:
+            src.held_since, src.held_level = r.ts, others
+            src.held_net = sum(o.net_flow for o in state.sources.values())
+        if others is None:  # nobody to compare with: no claim of a persistent disagreement
+            src.disagree_since = None
+            return
+        x = log_ratio(level, others, s.floor_people)
+        src.ratio = ewma(src.ratio, src.ratio_ts, x, r.ts, s.half_life_s)
+        src.ratio_ts = r.ts
+        src.disagree_since = beyond_since(src.disagree_since, src.ratio, r.ts, s.disagree_factor)
+
+    def _other_levels(self, state: ZoneState, sid: str, ts: int) -> list[tuple[float, float]]:
+        """``(estimate, weight)`` of the zone's fresh level sources at ``ts`` except ``sid``."""
+        out = []
+        for oid, o in state.sources.items():
+            stale_ms = self._stale_ms(oid)
+            if oid == sid or o.status != "ok" or o.estimate is None or o.estimate_ts is None:
+                continue
+            if ts - o.ts <= stale_ms and ts - o.estimate_ts <= stale_ms:
+                out.append((o.estimate, self._weight(oid)))
+        return out
+
+    def _weight(self, sid: str) -> float:
+        source = self.site.source_by_id.get(sid)
+        return 1.0 if source is None else source.weight
+
+    def _faults(
+        self, zone: Zone, state: ZoneState, levels: list[LevelEstimate], ts: int
+    ) -> list[FaultySource]:
+        """The zone's fresh level sources judged stuck or disagreeing at ``ts``."""
+        s = self._health[zone.id]
+        net = sum(src.net_flow for src in state.sources.values())
+        stuck: list[FaultySource] = []
+        deviation: dict[str, float] = {}
+        for e in levels:
+            src = state.sources[e.source_id]
+            others = [(o.occupancy, o.weight) for o in levels if o is not e]
+            now = fuse_log(others, s.floor_people)
+            moved = others_moved(src.held_level, now, src.held_net, net, s.move_people)
+            if src.held_since is not None and is_stuck(src.held_since, e.occupancy, ts, moved, s):
+                value = round(e.occupancy, 1)
+                stuck.append(
+                    FaultySource(
+                        source_id=e.source_id, fault="stuck", since=src.held_since, value=value
+                    )
+                )
+            elif others and src.ratio is not None and src.disagree_since is not None:
+                deviation[e.source_id] = abs(src.ratio)
+        if stuck and len(levels) - len(stuck) < 3:
+            deviation = {}  # the stuck source explains it: too few left to tell who else is wrong
+        disagreeing = []
+        for sid in worst_only(deviation, len(levels) - len(stuck)):
+            src = state.sources[sid]
+            if src.disagree_since is None or ts - src.disagree_since < s.min_duration_s * 1000:
+                continue  # the worst, but not for long enough yet
+            ratio = round(math.exp(src.ratio or 0.0), 2)
+            disagreeing.append(
+                FaultySource(
+                    source_id=sid, fault="disagreeing", since=src.disagree_since, value=ratio
+                )
+            )
+        return sorted(stuck + disagreeing, key=lambda f: f.source_id)
 
     def _skew_ms(self, source_id: str) -> int | None:
         source = self.site.source_by_id.get(source_id)
@@ -279,6 +364,7 @@ class ZoneProcessor:
                 if src.flow_ts is not None and ts - src.flow_ts <= stale_ms:
                     gate_fresh = True
         occupancy = fuse_levels(levels)
+        faulty = self._faults(zone, state, levels, ts) if len(levels) else []
         if occupancy is not None:
             state.gate_occupancy = occupancy  # re-anchor gates to what the cameras see
         elif gate_fresh:
@@ -297,7 +383,7 @@ class ZoneProcessor:
             los=None if rho is None else level_of_service(rho, zone.kind),
             warning=t.warning,
             critical=t.critical,
-            sources=SourceStatus(fresh=fresh, stale=stale, offline=offline),
+            sources=SourceStatus(fresh=fresh, stale=stale, offline=offline, faulty=faulty),
             anomaly_score=None,
             minutes_to_warning=None,
             minutes_to_critical=None,

@@ -41,6 +41,14 @@ class SourceState(msgspec.Struct, array_like=True):
     estimate_ts: int | None = None  # ... stamped with that reading's time
     flow_ts: int | None = None  # event time of its last gate crossings
     resets: int = 0  # times its seq went back while its event time went on (counter restarts)
+    # Source health (detectors/source_health.py, the source-fault alert kind):
+    held_since: int | None = None  # level sources: event time its level took its current value
+    held_level: float | None = None  # ... the other level sources' fused estimate then
+    held_net: float = 0.0  # ... and the zone's gate net count then
+    net_flow: float = 0.0  # gates: entered - exited, summed since it was first seen
+    ratio: float | None = None  # EWMA of log(its estimate / the others'), event time
+    ratio_ts: int | None = None  # ... event time of its last update
+    disagree_since: int | None = None  # since when that EWMA is beyond the disagree factor
 
 
 class EpisodeState(msgspec.Struct, array_like=True):

@@ -31,7 +31,13 @@ def site_with(tmp_path: Path, old: str, new: str) -> Path:
 
 
 def test_the_built_in_kinds_are_registered_in_order():
-    assert list(alerts.registry()) == ["density", "anomaly", "forecast", "source-offline"]
+    assert list(alerts.registry()) == [
+        "density",
+        "anomaly",
+        "forecast",
+        "source-offline",
+        "source-fault",
+    ]
 
 
 def test_anomaly_forecast_and_hold_can_be_set_per_zone(tmp_path):

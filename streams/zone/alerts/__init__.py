@@ -22,10 +22,12 @@ from streams.zone.alerts.base import (
 )
 from streams.zone.alerts.density import Density
 from streams.zone.alerts.forecast import Forecast
+from streams.zone.alerts.source_fault import SourceFault
 from streams.zone.alerts.source_offline import SourceOffline
 
 __all__ = [
     "AlertKind",
+    "SourceFault",
     "ZoneContext",
     "check_site",
     "make_alarm",
@@ -36,5 +38,5 @@ __all__ = [
 ]
 
 # The built-in kinds, in evaluation order (registering them is the module's only import-time act).
-for _kind in (Density(), Anomaly(), Forecast(), SourceOffline()):
+for _kind in (Density(), Anomaly(), Forecast(), SourceOffline(), SourceFault()):
     register(_kind)
