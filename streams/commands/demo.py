@@ -70,20 +70,21 @@ def run(args: argparse.Namespace) -> int:
             except KafkaLocalError as exc:
                 raise SystemExit(f"demo: {exc}") from exc
             broker = config
-    children: list[subprocess.Popen] = []
+    children: dict[str, subprocess.Popen] = {}
     try:
-        worker = _spawn("worker", ["worker"], log_dir)
-        children.append(worker)
+        worker = children["worker"] = _spawn("worker", ["worker"], log_dir)
         url = f"http://127.0.0.1:{settings.web_port}/"
         print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
         _wait_for_page(url, worker)
         # A fresh group from the latest offset: the feed shows this run's alerts only.
         group = f"demo-dispatch-{int(time.time())}"
-        children.append(_spawn("dispatch", ["dispatch", "--group", group, "--from", "latest"]))
+        children["dispatch"] = _spawn(
+            "dispatch", ["dispatch", "--group", group, "--from", "latest"]
+        )
         time.sleep(3)  # let the feed join its group before the first alert can exist
         sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
                "--clock", args.clock]  # fmt: skip
-        children.append(_spawn("simulate", sim, log_dir))
+        children["simulate"] = _spawn("simulate", sim, log_dir)
         print(f"demo: command centre at {url}  ·  metrics at {url}metrics", flush=True)
         print(
             f"demo: simulating '{args.scenario}' at {args.speed:g}x; alerts for dispatch:",
@@ -91,15 +92,26 @@ def run(args: argparse.Namespace) -> int:
         )
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
-            if any(p.poll() is not None for p in children):
-                raise SystemExit(f"demo: a process exited; logs in {log_dir}")
+            for name, proc in children.items():
+                if proc.poll() is not None:
+                    raise SystemExit(_exited(name, proc.returncode, log_dir))
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\ndemo: stopping ...", flush=True)
     finally:
-        for proc in reversed(children):
+        for proc in reversed(children.values()):
             procs.stop(proc)
         if broker is not None:
             down(broker)
     print("demo: stopped everything it started", flush=True)
     return 0
+
+
+def _exited(name: str, status: int, log_dir: Path) -> str:
+    """Which process stopped, how, and the end of its log."""
+    log = log_dir / f"{name}.log"
+    tail = ""
+    if log.exists():
+        lines = log.read_text(errors="replace").splitlines()[-12:]
+        tail = "\n" + "\n".join(f"  | {line[:200]}" for line in lines)
+    return f"demo: the {name} exited with status {status}; its log: {log}{tail}"
