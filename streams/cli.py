@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import pkgutil
 import sys
 
@@ -18,13 +19,26 @@ from streams import commands
 from streams.config.kafka import KafkaConfigError
 from streams.config.site import SiteError
 
+DESCRIPTION = (
+    "Real-time crowd safety: people counts from cameras, gates and sensors in, zone density, "
+    "level of service and alerts out, through Kafka. Start with `crowdsafe demo`."
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="crowdsafe", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="crowdsafe", description=DESCRIPTION)
+    parser.add_argument("--version", action="version", version=f"crowdsafe {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         importlib.import_module(f"streams.commands.{info.name}").register(sub)
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("crowdsafe")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,7 +21,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run benchmarks and write results to a file")
     p.add_argument("--suite", action="append", choices=suites(), help="suite to run (repeatable)")
     p.add_argument("--quick", action="store_true", help="fewer repetitions, for smoke runs")
-    p.add_argument("--out", type=Path, default=Path("bench-results/latest.json"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results/latest.json"),
+        help="results JSON (default: bench-results/latest.json)",
+    )
     p.set_defaults(func=run)
 
 

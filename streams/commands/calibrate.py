@@ -22,8 +22,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--truth", required=True, type=Path, help="CSV: frame (1-based), count[, zone_id]"
     )
-    p.add_argument("--camera-id", required=True)
-    p.add_argument("--site", required=True, type=Path)
+    p.add_argument("--camera-id", required=True, help="the camera's source id in the site file")
+    p.add_argument("--site", required=True, type=Path, help="site file with the camera's table")
     p.add_argument("--out", type=Path, help="calibration JSON (default: the site's path)")
     p.add_argument("--no-hog", action="store_true", help="skip the HOG threshold check")
     p.add_argument("--ridge", type=float, default=1.0, help="ridge penalty of the regression")

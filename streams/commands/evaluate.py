@@ -32,7 +32,12 @@ SYNTHETIC_AREA_M2 = 600.0
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="evaluate the anomaly detector; write a markdown report")
-    p.add_argument("--out", type=Path, default=Path("docs/anomaly-eval.md"))
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=Path("docs/anomaly-eval.md"),
+        help="markdown report (default: docs/anomaly-eval.md)",
+    )
     p.add_argument(
         "--data",
         type=Path,

@@ -15,7 +15,12 @@ from streams.edge.simulator import SCENARIOS, TICK_S, Simulator
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="publish simulated camera, gate and sensor readings")
     p.add_argument("--site", type=Path, help="site file (default: CROWDSAFE_SITE)")
-    p.add_argument("--scenario", choices=SCENARIOS, default="normal")
+    p.add_argument(
+        "--scenario",
+        choices=SCENARIOS,
+        default="normal",
+        help="normal day, a surge in one zone, or a camera going blind (default: normal)",
+    )
     p.add_argument(
         "--speed",
         type=float,
@@ -43,13 +48,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         type=datetime.fromisoformat,
         help="event time of the first reading, ISO 8601 (default: now)",
     )
-    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--seed", type=int, default=7, help="random seed of the noise (default: 7)")
     p.add_argument(
         "--repeat",
         action="store_true",
         help="replay the scenario's story forever on one continuous clock",
     )
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
     p.set_defaults(func=run)
 
 

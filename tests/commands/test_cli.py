@@ -49,3 +49,22 @@ def test_bad_kafka_security_settings_name_the_variable(tmp_path):
     out = crowdsafe("dispatch", KAFKA_SECURITY_PROTOCOL="SASL_SSL", KAFKA_SASL_USERNAME="ops")
     assert out.returncode == 2
     assert "KAFKA_SASL_PASSWORD_FILE" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_help_says_what_crowdsafe_is_for_and_every_option_has_help():
+    out = crowdsafe("--help")
+    assert out.returncode == 0 and "crowd safety" in out.stdout
+    assert "streams.commands" not in out.stdout
+    version = crowdsafe("--version")
+    assert version.returncode == 0 and version.stdout.startswith("crowdsafe ")
+    from streams.cli import build_parser
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    missing = [
+        f"{name} {action.option_strings}"
+        for name, command in sub.choices.items()
+        for action in command._actions
+        if action.option_strings and not action.help and action.dest != "help"
+    ]
+    assert missing == []
