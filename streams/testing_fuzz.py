@@ -143,6 +143,8 @@ class Plan:
             out["duplicates"] += m.duplicates
             out["dead_letters"] += m.dead_letters
             out["misplaced"] += m.misplaced
+            # Re-routed by the worker: misplaced, keyed, and not over the size limit.
+            out["rerouted"] += m.misplaced and len(m.value or b"") <= SIZE_LIMIT
             if m.fate in MESSAGE_CLASSES:
                 out[f"dl:{m.fate}"] += 1
             for code, n in m.reading_dead.items():
@@ -513,41 +515,51 @@ def _set_outage(reason: str) -> Callable[[list[dict]], None]:
     return edit
 
 
+BIG_CASES = (
+    "big/not-json", "big/truncated", "big/invalid", "big/key-mismatch", "big/huge-key",
+    "big/over-limit", "big/over-limit-misplaced", "big/at-limit-misplaced",
+)  # fmt: skip
+
+
 @st.composite
-def big_message(draw, site: Site) -> Spec:
-    """~750 KB to 950 KB: under the 1 MB size check, so parsed, and malformed (its dead letter
-    must be cut to fit); or over 1 MB (``size``); or a ~0.5 MB key on a ~0.4 MB value."""
+def big_message(draw, site: Site) -> Callable[[str], Spec]:
+    """The parameters of a big message (cheap to draw in every example); the message, of one
+    of :data:`BIG_CASES`, is built only when used: ~750 KB to 950 KB, under the 1 MB size
+    check, so parsed, and malformed (its dead letter must be cut to fit); over 1 MB
+    (``size``); a 0.4 MB key on a 0.5 MB value; just under 1 MB in the wrong partition."""
     r = draw(valid_reading(site))
     size = draw(st.integers(750_000, 950_000))
     pattern = draw(st.binary(min_size=1, max_size=64))
-    case = draw(
-        st.sampled_from(
-            ["big/not-json", "big/truncated", "big/invalid", "big/key-mismatch",
-             "big/over-limit", "big/huge-key", "big/over-limit-misplaced"]
-        )
-    )  # fmt: skip
-    pad = "a" * size  # an unknown string field: the reading stays well-formed
-    spec = Spec(case, "json", [r], extras=[("pad", json.dumps(pad))])
-    if case == "big/not-json":
-        blob = (b"{{" + pattern * (size // len(pattern) + 1))[:size]
-        spec.wrap = lambda _v: blob
-    elif case == "big/truncated":
-        spec.wrap = lambda v: v[: size - 1]
-    elif case == "big/invalid":
-        spec.fate, spec.edit = "invalid", _set("count", -1)
-    elif case == "big/key-mismatch":
-        zones = sorted(z.id for z in site.zones if z.id != r["zone_id"])
-        spec.fate, spec.key = "key", draw(st.sampled_from(zones)).encode()
-    elif case.startswith("big/over-limit"):
-        over = draw(st.integers(SIZE_LIMIT + 1, SIZE_LIMIT + 30_000))
-        spec.fate, spec.extras = "size", [("pad", json.dumps("a" * over))]
-        spec.misplaced = case.endswith("misplaced")
-    else:  # big/huge-key: the dead letter's record key is the original key
-        key_size = draw(st.integers(400_000, 500_000))
-        spec.key = (pattern * (key_size // len(pattern) + 1))[:key_size]
-        spec.extras = [("pad", json.dumps("a" * (size - key_size)))]
-        spec.wrap = lambda v: b"{{" + v  # not JSON
-    return spec
+    other_zone = draw(st.sampled_from(sorted(z.id for z in site.zones if z.id != r["zone_id"])))
+    over = draw(st.integers(SIZE_LIMIT + 1, SIZE_LIMIT + 30_000))
+    at = draw(st.integers(SIZE_LIMIT - 500, SIZE_LIMIT))
+    key_size = draw(st.integers(400_000, 450_000))
+
+    def build(case: str) -> Spec:
+        pad = "a" * size  # an unknown string field: the reading stays well-formed
+        spec = Spec(case, "json", [dict(r)], extras=[("pad", json.dumps(pad))])
+        if case == "big/not-json":
+            blob = (b"{{" + pattern * (size // len(pattern) + 1))[:size]
+            spec.wrap = lambda _v: blob
+        elif case == "big/truncated":
+            spec.wrap = lambda v: v[: size - 1]
+        elif case == "big/invalid":
+            spec.fate, spec.edit = "invalid", _set("count", -1)
+        elif case == "big/key-mismatch":
+            spec.fate, spec.key = "key", other_zone.encode()
+        elif case.startswith("big/over-limit"):
+            spec.fate, spec.extras = "size", [("pad", json.dumps("a" * over))]
+            spec.misplaced = case.endswith("misplaced")
+        elif case == "big/at-limit-misplaced":  # just under the size check: re-routed, read
+            blob = (b"{{" + pattern * (at // len(pattern) + 1))[:at]
+            spec.wrap, spec.misplaced = (lambda _v: blob), True
+        else:  # big/huge-key: a 0.4 MB key, a 0.5 MB value; in base64 over 1 MB together
+            spec.key = (pattern * (key_size // len(pattern) + 1))[:key_size]
+            spec.extras = [("pad", json.dumps("a" * (940_000 - key_size)))]
+            spec.wrap = lambda v: b"{{" + v  # not JSON
+        return spec
+
+    return build
 
 
 def draw_plan(site: Site, hostile: int, big: int, seed: int, valid_ratio: float = 0.5) -> Plan:
@@ -591,7 +603,7 @@ def _draw_chunks(plan: Plan, site: Site, hostile: int, big: int, ratio: float, s
         if n <= 0:
             return
         if next(counter) in with_big and plan.cases_big() < big:
-            specs[n - 1] = big_spec
+            specs[n - 1] = big_spec(BIG_CASES[plan.cases_big() % len(BIG_CASES)])
         specs = specs[:n] + [None] * (CHUNK - n)
         specs += valid[: round(n * ratio)] + [None] * (n_valid - round(n * ratio))
         specs += [Spec("valid/resend", "resend", resend_at=f) for f in resends]

@@ -16,7 +16,7 @@ from streams.zone.processor import ZoneProcessor
 
 def test_every_label_is_what_the_worker_code_does():
     site = load_site(bundled_site())
-    plan = draw_plan(site, hostile=1500, big=8, seed=7)
+    plan = draw_plan(site, hostile=1500, big=30, seed=7)
     processor = ZoneProcessor(site)
     states: dict = defaultdict(lambda: None)
     got, wrong = Counter(), []
