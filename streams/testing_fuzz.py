@@ -34,7 +34,8 @@ from hypothesis import strategies as st
 
 from streams.config.site import Site
 
-CHUNK = 50  # messages drawn per hypothesis example
+CHUNK = 50  # hostile messages drawn per hypothesis example
+ROUND = 50  # examples per hypothesis run
 WINDOW_MS = 800_000  # valid event times: within this before the plan's start (lateness: 900 s)
 MAX_KEPT = 512 * 1024  # what a dead letter keeps of the original bytes (streams/worker/publish.py)
 KEY_KEPT = 1000  # what key_b64 keeps of the key
@@ -576,11 +577,9 @@ def draw_plan(site: Site, hostile: int, big: int, seed: int, valid_ratio: float 
 
 
 def _draw_chunks(plan: Plan, site: Site, hostile: int, big: int, ratio: float, seed: int) -> None:
-    examples = max(1, -(-(hostile - plan.hostile) // CHUNK))
-    bigs_left = max(0, big - plan.cases_big())
-    # Example i gets a big message when i * bigs_left // examples steps up: spread evenly.
-    with_big = {(j * examples) // bigs_left for j in range(bigs_left)} if bigs_left else set()
-    counter = iter(range(10**9))
+    # At most ROUND examples per run: hypothesis remembers every example of a run, and each
+    # new one costs more than the last.
+    examples = max(1, min(ROUND, -(-(hostile - plan.hostile) // CHUNK)))
 
     @settings(
         max_examples=examples,
@@ -602,7 +601,8 @@ def _draw_chunks(plan: Plan, site: Site, hostile: int, big: int, ratio: float, s
         n = min(CHUNK, hostile - plan.hostile)
         if n <= 0:
             return
-        if next(counter) in with_big and plan.cases_big() < big:
+        if plan.cases_big() < big and plan.hostile >= plan.cases_big() * hostile // big:
+            # the j-th big message once j/big of the hostile ones are out: spread evenly
             specs[n - 1] = big_spec(BIG_CASES[plan.cases_big() % len(BIG_CASES)])
         specs = specs[:n] + [None] * (CHUNK - n)
         specs += valid[: round(n * ratio)] + [None] * (n_valid - round(n * ratio))

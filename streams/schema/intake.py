@@ -74,12 +74,13 @@ def decode_readings(value: bytes) -> list[Reading]:
     except msgspec.ValidationError as exc:
         # Validation stops at the first wrong field, before the parser has seen the rest: a
         # truncated message ('..."ts":17') would be called an invalid reading. Not JSON first.
-        try:
-            msgspec.json.decode(value)
-        except msgspec.ValidationError:
-            pass  # JSON, with a number beyond 64 bits somewhere (a subclass of DecodeError)
-        except (msgspec.DecodeError, RecursionError) as not_json:
-            raise Rejected(f"not JSON: {not_json}", "json") from None
+        if " - at " in str(exc):  # a field's error (a message that is no object stops at once)
+            try:
+                msgspec.json.decode(value)
+            except msgspec.ValidationError:
+                pass  # JSON, with a number beyond 64 bits somewhere (a subclass of DecodeError)
+            except (msgspec.DecodeError, RecursionError) as not_json:
+                raise Rejected(f"not JSON: {not_json}", "json") from None
         raise _rejected(str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         # Bad JSON, bad UTF-8, absurd nesting (in an ignored field: msgspec still parses it).
