@@ -169,7 +169,7 @@ class Plan:
             out.append(self.add(Spec("valid/warm-up", "valid", [r])))
         return out
 
-    def _time(self, r: dict) -> None:
+    def _time(self, r: dict, tick: int) -> None:
         when = r.pop("_when", None)
         if when == "future":  # hours ahead of any clock skew bound
             r["ts"] = self.t0 + r.pop("_offset_ms")
@@ -177,7 +177,7 @@ class Plan:
             r["ts"] = self.t0 - WINDOW_MS - r.pop("_offset_ms")
         else:
             r["ts"] = self.t0 - WINDOW_MS + min(self._tick, WINDOW_MS)
-            self._tick += 1
+            self._tick += tick
         sid = r["source_id"]
         if isinstance(sid, str):
             self._seq[sid] += 1
@@ -198,8 +198,8 @@ class Plan:
                 return msg
         whens = [r.get("_when") for r in spec.readings]
         zone = spec.readings[0]["zone_id"] if spec.readings else None  # before any edit
-        for r in spec.readings:
-            self._time(r)
+        for r in spec.readings:  # time moves on with valid readings only
+            self._time(r, tick=int(spec.fate == "valid"))
         if spec.edit is not None:
             spec.edit(spec.readings)
         if spec.batch:
@@ -675,9 +675,9 @@ def health(web_port: int) -> int:
         return exc.code
 
 
-def consume(bootstrap: str, topic: str, enough: Callable[[int], bool], idle_s: float = 20):
-    """Every record of ``topic`` from the start (kafka-python ``ConsumerRecord``s), until
-    ``enough(count)`` or nothing new came for ``idle_s`` seconds."""
+def consume(bootstrap: str, topic: str, enough: Callable[[list], bool], idle_s: float = 20):
+    """Records of ``topic`` from the start (kafka-python ``ConsumerRecord``s), until
+    ``enough(records)`` or nothing new came for ``idle_s`` seconds."""
     from kafka import KafkaConsumer
 
     consumer = KafkaConsumer(
@@ -690,7 +690,7 @@ def consume(bootstrap: str, topic: str, enough: Callable[[int], bool], idle_s: f
     records = []
     last = time.monotonic()
     try:
-        while not enough(len(records)) and time.monotonic() - last < idle_s:
+        while not enough(records) and time.monotonic() - last < idle_s:
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
                 last = time.monotonic()
