@@ -34,10 +34,12 @@ test: system-packages setup
 	@status=0; $(VENV)/bin/pytest -q -ra || status=$$?; \
 	$(CROWDSAFE) kafka down; exit $$status
 
-# Everything in `make test`, then the fault tests again with 10 SIGKILLs instead of 3 (~5 min).
+# Everything in `make test`, then the fault tests again with 10 SIGKILLs instead of 3 (~5 min)
+# and the fuzz test with 100,000 hostile messages instead of 5,000.
 test-full: test
 	@$(CROWDSAFE) kafka up
 	@status=0; CROWDSAFE_FAULT_KILLS=10 $(VENV)/bin/pytest -q -ra -s tests/faults || status=$$?; \
+	CROWDSAFE_FUZZ_MESSAGES=100000 $(VENV)/bin/pytest -q -ra -s tests/fuzz || status=$$?; \
 	$(CROWDSAFE) kafka down; exit $$status
 
 lint: setup

@@ -45,9 +45,10 @@ class ReadingProducer:
         value = json.dumps({"v": 1, "readings": readings}, separators=(",", ":")).encode()
         self._producer.send(self.topic, key=zones.pop().encode(), value=value)
 
-    def send_raw(self, key: bytes | None, value: bytes) -> None:
-        """Publish bytes as they are (tests and replay of captured traffic)."""
-        self._producer.send(self.topic, key=key, value=value)
+    def send_raw(self, key: bytes | None, value: bytes | None, partition: int | None = None):
+        """Publish bytes as they are (tests and replay of captured traffic), to ``partition``
+        if given; the send's future (its ``RecordMetadata``: partition, offset)."""
+        return self._producer.send(self.topic, key=key, value=value, partition=partition)
 
     def flush(self) -> None:
         self._producer.flush()

@@ -50,6 +50,9 @@ def decode_readings(value: bytes) -> list[Reading]:
     >>> decode_readings(b'{"readings": [{"kind": "gate"}]}')
     Traceback (most recent call last):
     streams.schema.intake.Rejected: invalid reading: readings.0.source_id: field required
+    >>> decode_readings(b'{"source_id":"g","kind":"gate","zone_id":"z","ts":17')  # cut short
+    Traceback (most recent call last):
+    streams.schema.intake.Rejected: not JSON: Input data was truncated
     """
     one, batch = _decoders()
     try:
@@ -69,6 +72,15 @@ def decode_readings(value: bytes) -> list[Reading]:
                     raise
         return [one.decode(value)]
     except msgspec.ValidationError as exc:
+        # Validation stops at the first wrong field, before the parser has seen the rest: a
+        # truncated message ('..."ts":17') would be called an invalid reading. Not JSON first.
+        if " - at " in str(exc):  # a field's error (a message that is no object stops at once)
+            try:
+                msgspec.json.decode(value)
+            except msgspec.ValidationError:
+                pass  # JSON, with a number beyond 64 bits somewhere (a subclass of DecodeError)
+            except (msgspec.DecodeError, RecursionError) as not_json:
+                raise Rejected(f"not JSON: {not_json}", "json") from None
         raise _rejected(str(exc)) from None
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
         # Bad JSON, bad UTF-8, absurd nesting (in an ignored field: msgspec still parses it).
@@ -111,9 +123,13 @@ def _rejected(error: str) -> Rejected:
     'invalid reading: readings.3.count: Expected int >= 0'
     >>> r = _rejected("Expected `object`, got `array`"); (str(r), r.code)
     ('expected a JSON object, got array', 'json')
+    >>> _rejected("Number out of range").code  # the whole message is 1e400
+    'json'
     """
     if error.startswith("Expected `object`, got ") and " - at " not in error:
         return Rejected(f"expected a JSON object, got {error.rsplit(' ', 1)[1].strip('`')}", "json")
+    if error in ("Number out of range", "Integer value out of range"):  # the message is one
+        return Rejected("expected a JSON object, got a number out of range", "json")
     return Rejected(f"invalid reading: {describe(error)}")
 
 

@@ -121,6 +121,9 @@ def faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         producer_linger=0.02,
+        # What an edge producer can send (kafka-python's and the Java client's 1 MiB), the worker
+        # can send on: a re-routed message of up to 1 MB plus key and headers (Faust: 1,000,000).
+        producer_max_request_size=1_048_576,
         autodiscover=False,
     )
 

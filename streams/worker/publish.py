@@ -9,6 +9,7 @@ import faust
 import msgspec
 
 from streams.ops.partitioning import partition_of
+from streams.schema.intake import MAX_MESSAGE_BYTES
 from streams.schema.payloads import SCHEMA_VERSION, DeadLetter
 from streams.zone.processor import Outcome
 
@@ -20,6 +21,9 @@ to_json = msgspec.json.encode
 
 # Original bytes kept in a dead letter: 512 KiB, 683 KiB as base64, well under the 1 MB limit.
 MAX_DEAD_LETTER_VALUE = 512 * 1024
+# And of the original key (a zone id: a few dozen bytes), as the record's key and in key_b64: a
+# hostile 0.5 MB key next to the value would take the record over the limit.
+MAX_DEAD_LETTER_KEY = 1000
 
 
 class Publisher:
@@ -38,26 +42,27 @@ class Publisher:
 
         A dead letter always fits: the original bytes are cut to :data:`MAX_DEAD_LETTER_VALUE`
         (base64 makes them a third larger, and the producer refuses records over 1 MB), and the
-        record says so. Awaited until the broker has it: the message's offset is committed only
+        record says so; the key to :data:`MAX_DEAD_LETTER_KEY`. Awaited until the broker has it: the message's offset is committed only
         once its dead letter is safe.
         """
         msg = event.message
         original = (msg.value or b"") if value is None else value
         kept = original[:MAX_DEAD_LETTER_VALUE]
+        key = msg.key[:MAX_DEAD_LETTER_KEY] if msg.key else msg.key
         record = DeadLetter(
             v=SCHEMA_VERSION,
             reason=reason[:1000],
             topic=msg.topic,
             partition=msg.partition,
             offset=msg.offset,
-            key_b64=base64.b64encode(msg.key[:1000]).decode() if msg.key else None,
+            key_b64=base64.b64encode(key).decode() if key else None,
             value_b64=base64.b64encode(kept).decode(),
             received_at=int(time.time() * 1000),
             value_bytes=len(original),
             truncated=len(kept) < len(original),
         )
         self.w.metrics.rejected.labels(code).inc()
-        fut = await self.w.topics.deadletter.send(key=msg.key, value=to_json(record))
+        fut = await self.w.topics.deadletter.send(key=key, value=to_json(record))
         self._pending.append(fut)
 
     async def dead_letter_reading(self, event: faust.EventT, rejection) -> None:
@@ -74,8 +79,11 @@ class Publisher:
         committed like any other.
         """
         msg = event.message
-        if not msg.key:
-            return False  # rejected later, with its reason
+        if not msg.key or len(msg.value or b"") > MAX_MESSAGE_BYTES:
+            # Rejected later, with its reason, where it is: a message over the size limit may
+            # still be over what this producer can send (its request limit is 1,000,000 bytes,
+            # the edge's 1 MiB), and a failed send would stop the worker on it for ever.
+            return False
         want = self._partitions.get(msg.key)
         if want is None:
             if len(self._partitions) > 100_000:  # bounded: keys are zone ids
