@@ -4,14 +4,18 @@ by pid whatever happens): the broker at 127.0.0.1:9092 is never touched."""
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 import time
 
 import pytest
 
 from streams.config.settings import Settings
 from streams.config.site import load_site
+from streams.ops import procs
 from streams.ops.kafka_local import BrokerConfig, down, up
-from streams.testing import Sandbox, free_port
+from streams.testing import IMPORT_ROOT, Sandbox, free_port
 from streams.testing_faults import (
     PacedProducer,
     counters,
@@ -96,3 +100,29 @@ def test_sigterm_while_the_broker_is_down_stops_the_worker(spare_broker, box):
         assert stopped_after is not None, "still running 90 s after SIGTERM"
     finally:
         up(spare_broker, timeout_s=120, log=quiet)  # for whoever uses the module's broker next
+
+
+def test_the_simulator_keeps_running_through_a_broker_restart_and_loses_nothing(spare_broker, box):
+    """The live edge process itself (``crowdsafe simulate``, wall-clock event times) rides out a
+    broker restart: it keeps running, and every reading it sent is applied."""
+    box.start_worker()
+    sim = procs.spawn(
+        [sys.executable, "-m", "streams.cli", "simulate", "--scenario", "normal",
+         "--speed", "1", "--duration", "45", "--quiet"],
+        log=subprocess.PIPE, env=box.env, cwd=IMPORT_ROOT,
+    )  # fmt: skip
+    try:
+        assert wait_for(lambda: counters(box)["readings"] > 0, 60), "no reading arrived"
+        down(spare_broker, log=quiet)
+        time.sleep(5)  # the simulator keeps producing into its buffer
+        assert sim.poll() is None, "the simulator stopped while the broker was down"
+        up(spare_broker, timeout_s=120, log=quiet)
+        out, _ = sim.communicate(timeout=180)
+    finally:
+        procs.stop(sim)
+    assert sim.returncode == 0, out
+    sent = int(re.search(rb"done, (\d+) readings", out).group(1))
+    assert wait_for(lambda: counters(box)["readings"] >= sent, 120), (counters(box), sent)
+    seen = counters(box)
+    assert seen["readings"] == sent and seen["rejected"] == 0
+    assert box.proc.poll() is None and box.starts == 1  # the worker was not restarted
