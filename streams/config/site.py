@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from detectors.los import ZoneKind
 from detectors.vision.config import CameraConfig
@@ -122,6 +122,10 @@ class SiteInfo(_Strict):
 
 
 class Site(_Strict):
+    # Where the site was read from (file, text, parsed data), so that checks made after loading
+    # (e.g. an alert kind's settings) still name the file and line.
+    _origin: tuple[Path, str, dict] | None = PrivateAttr(default=None)
+
     site: SiteInfo
     defaults: Defaults
     zones: Annotated[list[Zone], Field(min_length=1)]
@@ -162,6 +166,14 @@ class Site(_Strict):
     @cached_property
     def source_by_id(self) -> dict[str, Source]:
         return {s.id: s for s in self.sources}
+
+    def error(self, loc: tuple[str | int, ...], msg: str) -> SiteError:
+        """A :class:`SiteError` for ``loc`` (e.g. ``("zones", 3, "alerts", "x", "warning")``),
+        naming the file and line when the site was loaded from one."""
+        if self._origin is None:
+            return SiteError(f"{'.'.join(str(p) for p in loc)}: {msg}")
+        path, text, data = self._origin
+        return SiteError(_describe(path, text, data, loc, msg))
 
     def zone(self, zone_id: str) -> Zone:
         return self.zone_by_id[zone_id]
@@ -211,7 +223,9 @@ def load_site(path: str | Path) -> Site:
         if isinstance(cause, _FieldError):
             loc, msg = cause.loc, cause.msg
         raise SiteError(_describe(path, text, data, loc, msg)) from exc
-    return _with_paths_relative_to(site, path.resolve().parent)
+    site = _with_paths_relative_to(site, path.resolve().parent)
+    site._origin = (path, text, data)
+    return site
 
 
 def _with_paths_relative_to(site: Site, base: Path) -> Site:

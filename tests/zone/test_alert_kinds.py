@@ -3,6 +3,7 @@ one module plus its settings."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import msgspec
@@ -112,7 +113,8 @@ def test_a_new_kind_is_one_class_plus_its_site_settings(tmp_path):
         assert msgspec.json.decode(published, type=Alert) == crowding[0]
     assert "crowding" not in alerts.registry()
     # Without the kind, its settings table is a clear error naming the table.
-    with pytest.raises(SiteError, match="alerts.crowding: no such alert kind"):
+    where = r"site.toml:\d+: zone 'metro-stairs' .*'alerts.crowding'"
+    with pytest.raises(SiteError, match=where + ": no such alert kind"):
         ZoneProcessor(load_site(path))
 
 
@@ -120,5 +122,8 @@ def test_a_kinds_bad_setting_names_the_zone_and_field(tmp_path):
     path = site_with(
         tmp_path, "area_m2 = 240", "area_m2 = 240\nalerts = { crowding = { warning = -1 } }"
     )
-    with alerts.registered(Crowding()), pytest.raises(SiteError, match="metro-stairs.*warning"):
+    where = r"site.toml:(\d+): zone 'metro-stairs' .*'alerts.crowding.warning'"
+    with alerts.registered(Crowding()), pytest.raises(SiteError, match=where) as err:
         ZoneProcessor(load_site(path))
+    line = int(re.search(where, str(err.value)).group(1))
+    assert path.read_text().splitlines()[line - 1].startswith("alerts = { crowding")

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ValidationError
 
 from detectors.alerting import Alarm, Transition
-from streams.config.site import Site, SiteError, Zone
+from streams.config.site import Site, Zone
 from streams.schema.payloads import ZoneState
 
 # What a kind judges: the zone's record as published on crowd.zone-state (attributes, not keys).
@@ -63,8 +63,14 @@ class AlertKind:
             return self.settings_model(**merged)
         except ValidationError as exc:
             err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise SiteError(f"zone '{zone.id}': alerts.{self.name}.{field}: {err['msg']}") from exc
+            # Blame the zone's own table if it sets the field, else the site's defaults.
+            field = tuple(err["loc"])
+            own = zone.alerts.get(self.name, {})
+            if field and field[0] in own:
+                loc = ("zones", site.zones.index(zone), "alerts", self.name, *field)
+            else:
+                loc = ("defaults", "alerts", self.name, *field)
+            raise site.error(loc, err["msg"]) from exc
 
 
 def make_alarm(site: Site, zone: Zone, warning: float, critical: float, **kw: Any) -> Alarm:
@@ -113,15 +119,14 @@ def registry() -> dict[str, AlertKind]:
 def check_site(site: Site, kinds: Iterable[AlertKind]) -> None:
     """Every ``alerts.<name>`` table of the site names a known kind and validates."""
     names = {k.name for k in kinds}
-    tables = [("defaults", site.defaults.alerts)] + [
-        (f"zone '{z.id}'", z.alerts) for z in site.zones
+    tables = [(("defaults", "alerts"), site.defaults.alerts)] + [
+        (("zones", i, "alerts"), z.alerts) for i, z in enumerate(site.zones)
     ]
     for where, alerts in tables:
         for name in alerts:
             if name not in names:
-                raise SiteError(
-                    f"{where}: alerts.{name}: no such alert kind (known: {', '.join(sorted(names))})"
-                )
+                known = ", ".join(sorted(names))
+                raise site.error((*where, name), f"no such alert kind (known: {known})")
     for kind in kinds:
         if kind.settings_model is not None:
             for zone in site.zones:
