@@ -154,7 +154,10 @@ def test_hostile_messages_are_dead_lettered_and_valid_readings_applied(pipeline)
     big = [m for m in plan.messages if m.case.startswith("big/")]
     assert {m.case for m in big} == set(BIG_CASES)  # each crash of before is in the mix
     for m in big:  # ~1 MB originals: cut in their dead letters, which say how long they were
-        assert len(m.value or b"") > MAX_KEPT
+        if m.case == "big/huge-key":  # its size is in the key (0.3-0.5 MB), the value may be small
+            assert len(m.key or b"") > 100_000
+        else:
+            assert len(m.value or b"") > MAX_KEPT
     print(
         f"\nfuzz: seed {SEED}, {plan.hostile} hostile of {want['messages']} messages "
         f"({len(big)} of 0.75-1 MB), {want['produced']} readings and messages accounted for: "
