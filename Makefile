@@ -3,7 +3,13 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
-APT_PACKAGES := chromium prometheus openjdk-17-jre-headless maven kcat
+# The demo needs only Java and Maven (the broker); the tests also use Chromium (the page),
+# Prometheus (rules and dashboards) and kcat (an outside Kafka client).
+RUN_PACKAGES := openjdk-17-jre-headless maven
+TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus kcat
+APT_PACKAGES := $(TEST_PACKAGES)
+# Target-specific: a prerequisite (system-packages) built for `demo` sees the demo's list.
+demo: APT_PACKAGES := $(RUN_PACKAGES)
 
 .PHONY: setup system-packages demo test test-full lint bench kafka-up kafka-down clean
 
@@ -15,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
 	@touch $@
 
-# Debian packages: Java and Maven for the broker, Chromium and Prometheus for the tests.
+# Debian packages: what the target being made needs (see APT_PACKAGES above).
 system-packages:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
