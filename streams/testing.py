@@ -21,11 +21,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.ops import procs
@@ -33,6 +37,10 @@ from streams.ops import procs
 # The folder this ``streams`` was imported from (a checkout, a worktree or site-packages):
 # ``python -m`` puts the cwd first on sys.path, so the subprocesses run this same copy.
 IMPORT_ROOT = Path(__file__).resolve().parents[1]
+
+
+# One sample line of the Prometheus text format: name, {labels}, value.
+_SAMPLE = re.compile(r"^(crowdsafe_[a-z_]+)(?:\{([^}]*)\})? ([0-9.e+-]+)$")
 
 
 def free_port() -> int:
@@ -118,26 +126,87 @@ class Sandbox:
 
         return ReadingProducer(self.bootstrap, self.topic("readings"))
 
-    def read(self, topic: str, until, timeout: float = 60) -> list[dict]:
-        """Records of ``topic`` (JSON values) from the start, until ``until(records)`` is true."""
+    def consume(
+        self,
+        topic_name: str,
+        until: Callable[[list], bool],
+        timeout: float = 120,
+        idle_s: float | None = None,
+        env: dict[str, str] | None = None,
+    ) -> list:
+        """Records (kafka-python ``ConsumerRecord``) of ``topic_name`` from the start, until
+        ``until(records)``, ``timeout`` seconds, or ``idle_s`` seconds without a new one.
+        ``env``: other credentials than the sandbox's (its KAFKA_* settings)."""
         from kafka import KafkaConsumer
 
+        from streams.config.kafka import client_kwargs
+
         consumer = KafkaConsumer(
-            self.topic(topic),
-            bootstrap_servers=self.bootstrap,
+            topic_name,
+            **client_kwargs(self.settings(env)),
             auto_offset_reset="earliest",
             enable_auto_commit=False,
-            consumer_timeout_ms=1000,
+            max_partition_fetch_bytes=2 * 1024 * 1024,  # a dead letter is up to ~1 MB
         )
-        records: list[dict] = []
-        deadline = time.monotonic() + timeout
+        records: list = []
+        deadline = last = time.monotonic()
+        deadline += timeout
         try:
-            while time.monotonic() < deadline and not until(records):
-                for message in consumer:
-                    records.append(json.loads(message.value))
+            while not until(records) and time.monotonic() < deadline:
+                if idle_s is not None and time.monotonic() - last > idle_s:
+                    break
+                for batch in consumer.poll(timeout_ms=500).values():
+                    records.extend(batch)
+                    last = time.monotonic()
         finally:
             consumer.close()
         return records
+
+    def read(self, topic: str, until, timeout: float = 60) -> list[dict]:
+        """JSON values of the sandbox's ``topic`` (e.g. ``"alerts"``) from the start, until
+        ``until(values)`` is true."""
+        values: list[dict] = []
+
+        def enough(records: list) -> bool:
+            values.extend(json.loads(r.value) for r in records[len(values) :])
+            return until(values)
+
+        self.consume(self.topic(topic), enough, timeout)
+        return values
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's reading counters from ``/metrics`` (they restart at zero with every
+        incarnation): ``readings`` (applied), ``duplicates``, ``rerouted``, ``rejected``, and
+        ``rejected:<class>`` for each dead-letter class."""
+        url = f"http://127.0.0.1:{self.web_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
+        names = {
+            "crowdsafe_readings_total": "readings",
+            "crowdsafe_readings_duplicate_total": "duplicates",
+            "crowdsafe_readings_rerouted_total": "rerouted",
+            "crowdsafe_readings_rejected_total": "rejected",
+        }
+        out = dict.fromkeys(names.values(), 0.0)
+        for line in text.splitlines():
+            m = _SAMPLE.match(line)
+            if not m or m.group(1) not in names:
+                continue
+            key, value = names[m.group(1)], float(m.group(3))
+            out[key] += value
+            reason = re.search(r'reason="([^"]*)"', m.group(2) or "")
+            if key == "rejected" and reason:
+                out[f"rejected:{reason.group(1)}"] = (
+                    out.get(f"rejected:{reason.group(1)}", 0) + value
+                )
+        return out
+
+    def health(self) -> int:
+        """The HTTP status of the worker's ``/health`` (200 while its agent runs)."""
+        try:
+            url = f"http://127.0.0.1:{self.web_port}/health"
+            return urllib.request.urlopen(url, timeout=10).status  # noqa: S310 - loopback
+        except urllib.error.HTTPError as exc:
+            return exc.code
 
     def simulate_surge_until_now(self, duration_s: int = 800) -> None:
         """Publish the surge scenario's first ``duration_s`` seconds, ending now: by default

@@ -17,7 +17,6 @@ Nothing runs at import time; every wait has a deadline.
 from __future__ import annotations
 
 import json
-import re
 import signal
 import threading
 import time
@@ -226,27 +225,6 @@ def partner(box: Sandbox, tmp: Path) -> Sandbox:
         {k: v for k, v in box.env.items() if k.startswith("CROWDSAFE_") and k not in shared}
     )
     return other
-
-
-_SAMPLE = re.compile(r"^(crowdsafe_[a-z_]+?)(_total)?(\{[^}]*\})? ([0-9.e+-]+)$")
-
-
-def counters(box: Sandbox) -> dict[str, float]:
-    """The worker's reading counters from ``/metrics`` (summed over labels): ``readings``,
-    ``duplicates``, ``rejected``. They start at zero with every incarnation."""
-    url = f"http://127.0.0.1:{box.web_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
-    names = {
-        "crowdsafe_readings": "readings",
-        "crowdsafe_readings_duplicate": "duplicates",
-        "crowdsafe_readings_rejected": "rejected",
-    }
-    out = dict.fromkeys(names.values(), 0.0)
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if m and m.group(2) and m.group(1) in names:
-            out[names[m.group(1)]] += float(m.group(4))
-    return out
 
 
 def zones_served(box: Sandbox) -> set[str]:

@@ -19,10 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -638,62 +635,3 @@ def check_dead_letter(msg: Message, record: dict) -> list[str]:
 
 
 # --- the live run -----------------------------------------------------------------------------
-
-_SAMPLE = re.compile(r"^(crowdsafe_[a-z_]+)(?:\{([^}]*)\})? ([0-9.e+-]+)$")
-
-
-def metrics(web_port: int) -> dict[str, float]:
-    """The worker's counters from ``/metrics``: ``readings`` (applied), ``duplicates``,
-    ``rerouted``, and ``rejected:<class>`` for each dead-letter class."""
-    url = f"http://127.0.0.1:{web_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
-    out: Counter = Counter()
-    for line in text.splitlines():
-        m = _SAMPLE.match(line)
-        if not m:
-            continue
-        name, labels, value = m.group(1), m.group(2) or "", float(m.group(3))
-        if name == "crowdsafe_readings_total":
-            out["readings"] += value
-        elif name == "crowdsafe_readings_duplicate_total":
-            out["duplicates"] += value
-        elif name == "crowdsafe_readings_rerouted_total":
-            out["rerouted"] += value
-        elif name == "crowdsafe_readings_rejected_total":
-            reason = re.search(r'reason="([^"]*)"', labels)
-            out[f"rejected:{reason.group(1) if reason else '?'}"] += value
-            out["rejected"] += value
-    return dict(out)
-
-
-def health(web_port: int) -> int:
-    """The HTTP status of the worker's ``/health``."""
-    try:
-        url = f"http://127.0.0.1:{web_port}/health"
-        return urllib.request.urlopen(url, timeout=10).status  # noqa: S310 - loopback
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
-def consume(bootstrap: str, topic: str, enough: Callable[[list], bool], idle_s: float = 20):
-    """Records of ``topic`` from the start (kafka-python ``ConsumerRecord``s), until
-    ``enough(records)`` or nothing new came for ``idle_s`` seconds."""
-    from kafka import KafkaConsumer
-
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=2 * 1024 * 1024,
-    )
-    records = []
-    last = time.monotonic()
-    try:
-        while not enough(records) and time.monotonic() - last < idle_s:
-            for batch in consumer.poll(timeout_ms=500).values():
-                records.extend(batch)
-                last = time.monotonic()
-    finally:
-        consumer.close()
-    return records

@@ -18,7 +18,6 @@ from streams.ops.kafka_local import BrokerConfig, down, up
 from streams.testing import IMPORT_ROOT, Sandbox, free_port
 from streams.testing_faults import (
     PacedProducer,
-    counters,
     delivery,
     expected,
     surge_story,
@@ -79,7 +78,7 @@ def test_a_broker_restart_loses_no_reading_and_needs_no_worker_restart(spare_bro
     assert got.transitions_lost == [] and got.transitions_unexpected == []
     # The same worker process did it all, and applied each reading exactly once.
     assert box.proc.poll() is None and box.proc.pid == worker_pid and box.starts == 1
-    seen = counters(box)
+    seen = box.metrics()
     print(f"faults: broker-restart-counters {json.dumps(seen)}")
     assert seen["readings"] + seen["duplicates"] + seen["rejected"] >= want.readings
     assert seen["readings"] == want.readings
@@ -112,7 +111,7 @@ def test_the_simulator_keeps_running_through_a_broker_restart_and_loses_nothing(
         log=subprocess.PIPE, env=box.env, cwd=IMPORT_ROOT,
     )  # fmt: skip
     try:
-        assert wait_for(lambda: counters(box)["readings"] > 0, 60), "no reading arrived"
+        assert wait_for(lambda: box.metrics()["readings"] > 0, 60), "no reading arrived"
         down(spare_broker, log=quiet)
         time.sleep(5)  # the simulator keeps producing into its buffer
         assert sim.poll() is None, "the simulator stopped while the broker was down"
@@ -122,7 +121,7 @@ def test_the_simulator_keeps_running_through_a_broker_restart_and_loses_nothing(
         procs.stop(sim)
     assert sim.returncode == 0, out
     sent = int(re.search(rb"done, (\d+) readings", out).group(1))
-    assert wait_for(lambda: counters(box)["readings"] >= sent, 120), (counters(box), sent)
-    seen = counters(box)
+    assert wait_for(lambda: box.metrics()["readings"] >= sent, 120), (box.metrics(), sent)
+    seen = box.metrics()
     assert seen["readings"] == sent and seen["rejected"] == 0
     assert box.proc.poll() is None and box.starts == 1  # the worker was not restarted

@@ -21,7 +21,6 @@ from streams.config.site import load_site
 from streams.testing_faults import (
     SURGE_ZONE,
     PacedProducer,
-    counters,
     delivery,
     dispatched,
     expected,
@@ -127,7 +126,7 @@ def test_sigterm_stops_the_worker_and_commits_what_it_processed(pipeline):
     PacedProducer(pipeline, ticks, interval_s=0).start().join()
     got = delivery(pipeline, want)
     assert got.zone_states_missing == [] and got.transitions_lost == []
-    assert counters(pipeline)["readings"] == want.readings
+    assert pipeline.metrics()["readings"] == want.readings
 
     stopped_after = terminate(pipeline, hang_guard_s=90)  # a hang guard, not a speed limit
     assert stopped_after is not None, "the worker was still running 90 s after SIGTERM"
@@ -147,6 +146,6 @@ def test_sigterm_stops_the_worker_and_commits_what_it_processed(pipeline):
         ),
     )
     assert any(r["ts"] == fresh["ts"] for r in states)
-    after = counters(pipeline)
+    after = pipeline.metrics()
     _report("sigterm", stopped_after_s=round(stopped_after, 2), **after)
-    assert after == {"readings": 1, "duplicates": 0, "rejected": 0}
+    assert after == {"readings": 1, "duplicates": 0, "rerouted": 0, "rejected": 0}

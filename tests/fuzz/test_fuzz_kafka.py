@@ -30,10 +30,7 @@ from streams.testing_fuzz import (
     MESSAGE_CLASSES,
     REASON_PREFIX,
     check_dead_letter,
-    consume,
     draw_plan,
-    health,
-    metrics,
 )
 
 pytestmark = pytest.mark.kafka
@@ -50,7 +47,7 @@ def _progress(box, want: dict, deadline_s: float) -> dict:
     while True:
         if box.proc.poll() is not None:
             pytest.fail(f"worker exited {box.proc.returncode}; counters {last}:\n{box.log_tail()}")
-        now = metrics(box.web_port)
+        now = box.metrics()
         done = now.get("readings", 0) + now.get("duplicates", 0) + now.get("rejected", 0)
         if done >= want["produced"] and now.get("rerouted", 0) >= want["rerouted"]:
             return now
@@ -91,8 +88,8 @@ def test_hostile_messages_are_dead_lettered_and_valid_readings_applied(pipeline)
     counters = _progress(pipeline, want, deadline_s=300 + want["messages"] / 100)
     processed_s = time.monotonic() - t1
 
-    dead = consume(
-        pipeline.bootstrap, pipeline.topic("deadletter"), lambda r: len(r) >= want["dead_letters"]
+    dead = pipeline.consume(
+        pipeline.topic("deadletter"), lambda r: len(r) >= want["dead_letters"], idle_s=20
     )
     zones = {m.zone for m in plan.messages if m.applied}
     seen: set[str] = set()
@@ -103,11 +100,11 @@ def test_hostile_messages_are_dead_lettered_and_valid_readings_applied(pipeline)
         read[0] = len(records)
         return seen >= zones
 
-    consume(pipeline.bootstrap, pipeline.topic("zone-state"), every_zone, idle_s=10)
+    pipeline.consume(pipeline.topic("zone-state"), every_zone, idle_s=10)
 
     # The worker is alive and well.
     assert pipeline.proc.poll() is None, pipeline.log_tail()
-    assert health(pipeline.web_port) == 200
+    assert pipeline.health() == 200
 
     # The counts add up: applied + duplicates + dead-lettered = produced, class by class.
     assert counters.get("readings", 0) == want["applied"]

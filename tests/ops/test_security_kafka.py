@@ -113,23 +113,11 @@ class _producer:
         self.p.close(timeout=5)
 
 
-def _read(settings: Settings, topic: str, until, timeout: float = 60) -> list[bytes]:
-    """Values of ``topic`` from the start (no group) until ``until(values)``."""
-    consumer = KafkaConsumer(
-        topic,
-        **client_kwargs(settings),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=1000,
-    )
-    values: list[bytes] = []
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and not until(values):
-            values.extend(m.value for m in consumer)
-    finally:
-        consumer.close()
-    return values
+def _read(run: Sandbox, env: dict[str, str], topic: str, until, timeout: float = 60) -> list:
+    """Values of ``topic`` from the start, read with ``env``'s credentials, until
+    ``until(values)``."""
+    records = run.consume(topic, lambda rs: until([r.value for r in rs]), timeout, env=env)
+    return [r.value for r in records]
 
 
 def _alerts(values: list[bytes]) -> list[dict]:
@@ -141,13 +129,13 @@ def _has_density_alert(values: list[bytes]) -> bool:
 
 
 def test_authorised_clients_work_end_to_end(cluster: SecureCluster, run: Sandbox) -> None:
-    admin = run.settings(cluster.env("admin"))
-    alerts = _alerts(_read(admin, run.topic("alerts"), until=_has_density_alert, timeout=90))
+    admin = cluster.env("admin")
+    alerts = _alerts(_read(run, admin, run.topic("alerts"), until=_has_density_alert, timeout=90))
     density = [a for a in alerts if a["zone_id"] == SURGE_ZONE and a["kind"] == "density"]
     assert density and density[0]["state"] == "raised", alerts
     assert all(a["zone_id"] == SURGE_ZONE for a in alerts)
 
-    states = _read(admin, run.topic("zone-state"), until=lambda v: len(v) >= 1)
+    states = _read(run, admin, run.topic("zone-state"), until=lambda v: len(v) >= 1)
     assert SURGE_ZONE in {json.loads(v)["zone_id"] for v in states}
 
     # dispatch, as its own principal, in a group its ACLs allow
@@ -188,8 +176,8 @@ def test_a_forged_alert_from_an_edge_principal_is_refused(
 
 
 def _a_real_alert(cluster: SecureCluster, run: Sandbox) -> dict:
-    admin = run.settings(cluster.env("admin"))
-    return _alerts(_read(admin, run.topic("alerts"), until=_has_density_alert, timeout=90))[0]
+    admin = cluster.env("admin")
+    return _alerts(_read(run, admin, run.topic("alerts"), until=_has_density_alert, timeout=90))[0]
 
 
 def test_an_authenticated_user_without_acls_can_do_nothing(
@@ -258,8 +246,8 @@ def test_clients_without_or_with_wrong_credentials_are_refused(
 def test_credentials_never_appear_in_logs_metrics_or_dead_letters(
     cluster: SecureCluster, run: Sandbox
 ) -> None:
-    admin = run.settings(cluster.env("admin"))
-    records = [json.loads(v) for v in _read(admin, run.topic("deadletter"), lambda v: len(v))]
+    admin = cluster.env("admin")
+    records = [json.loads(v) for v in _read(run, admin, run.topic("deadletter"), lambda v: len(v))]
     # the malformed reading was dead-lettered, its bytes kept in base64
     assert [base64.b64decode(r["value_b64"]) for r in records] == [b"{not json"]
     dead = b"".join(json.dumps(r).encode() + base64.b64decode(r["value_b64"]) for r in records)
