@@ -53,14 +53,18 @@ class EventTimePolicy:
         skew = self.max_skew_ms if max_skew_ms is None else max_skew_ms
         if now_ms is not None and ts > now_ms + skew:
             return "future"
-        if watermark is not None:
-            # A watermark never counts as further ahead than the skew bound allows: state left
-            # by older code with future event times must not make every new reading late.
-            if now_ms is not None:
-                watermark = min(watermark, now_ms + self.max_skew_ms)
-            if ts < watermark - self.allowed_lateness_ms:
-                return "late"
+        if (
+            watermark is not None
+            and ts < self.watermark(watermark, now_ms) - self.allowed_lateness_ms
+        ):
+            return "late"
         return None
+
+    def watermark(self, watermark: int, now_ms: int | None) -> int:
+        """The watermark lateness is measured from: never further ahead of the wall clock than
+        the skew bound allows, so state left by older code with future event times does not
+        make every new reading late."""
+        return watermark if now_ms is None else min(watermark, now_ms + self.max_skew_ms)
 
     @staticmethod
     def judged_at(watermark: int, now_ms: int | None, before: int) -> int:

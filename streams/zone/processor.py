@@ -157,7 +157,9 @@ class ZoneProcessor:
         if state is None or state.arrived_ms is None:
             return out
         silence_ms = now_ms - max(state.arrived_ms, since_ms)
-        if silence_ms <= self.site.defaults.stale_after_s * 1000:
+        # Blind only once every source has been quiet for longer than its own interval.
+        longest = max((self._stale_ms(sid) for sid in state.sources), default=0.0)
+        if silence_ms <= max(longest, self.site.defaults.stale_after_s * 1000):
             return out
         zone = self.site.zone(zone_id)
         # Every source is stale by now, so the zone is blind: of the alarms only source-offline
@@ -313,7 +315,7 @@ class ZoneProcessor:
     def _reject(self, state: ZoneState, r: Reading, verdict: str, now_ms: int | None) -> Rejection:
         """The dead-letter reason; a source from the future is flagged as not reporting."""
         if verdict == "late":
-            behind = (min(state.ts, now_ms + self.clock.max_skew_ms) if now_ms else state.ts) - r.ts
+            behind = self.clock.watermark(state.ts, now_ms) - r.ts
             return Rejection(
                 r,
                 f"late: ts {r.ts} is {behind / 1000:.0f} s behind zone '{r.zone_id}' "
@@ -357,10 +359,7 @@ class ZoneProcessor:
             else:
                 fresh.append(sid)
                 if src.estimate is not None and ts - src.estimate_ts <= stale_ms:
-                    weight = (
-                        self.site.source_by_id[sid].weight if sid in self.site.source_by_id else 1
-                    )
-                    levels.append(LevelEstimate(sid, src.estimate, weight))
+                    levels.append(LevelEstimate(sid, src.estimate, self._weight(sid)))
                 if src.flow_ts is not None and ts - src.flow_ts <= stale_ms:
                     gate_fresh = True
         occupancy = fuse_levels(levels)

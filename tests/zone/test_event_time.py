@@ -8,6 +8,7 @@ from streams.config.site import load_site
 from streams.schema.payloads import Reading
 from streams.zone.clock import EventTimePolicy
 from streams.zone.processor import ZoneProcessor
+from streams.zone.state import EpisodeState
 
 SITE = load_site(bundled_site())
 NOW = 1_764_000_000_000  # the wall clock when the readings arrive
@@ -107,3 +108,23 @@ def test_a_source_may_declare_its_own_reporting_interval(tmp_path):
     state = default.apply(zone, None, first, NOW).state
     out = default.apply(zone, state, later, NOW + 120_000)
     assert "wifi-waiting-1" in out.zone_state.sources.stale
+
+
+def test_the_sweep_waits_for_a_sources_own_interval_before_calling_a_zone_blind(tmp_path):
+    old = 'id = "wifi-waiting-1"'
+    path = tmp_path / "site.toml"
+    path.write_text(bundled_site().read_text().replace(old, old + "\nstale_after_s = 600", 1))
+    site = load_site(path)
+    p = ZoneProcessor(site)
+    zone = site.source("wifi-waiting-1").zones[0]
+    sensor = Reading(source_id="wifi-waiting-1", kind="sensor", zone_id=zone, ts=NOW, seq=1,
+                     count=100)  # fmt: skip
+    state = p.apply(zone, None, [sensor], NOW).state
+    # An open forecast episode must not be cleared by a sweep that calls the zone blind while
+    # its only source is still within its own interval (the sweep knows no forecast).
+    state.episodes["forecast"] = EpisodeState(severity="warning", started_at=NOW)
+    for silence_s in (120, 300, 500):  # silent, but within the sensor's 10 min
+        quiet = p.sweep(zone, state, NOW + silence_s * 1000)
+        assert quiet.alerts == [] and quiet.zone_states == []
+    blind = p.sweep(zone, state, NOW + 601_000)
+    assert [(a.kind, a.severity) for a in blind.alerts] == [("source-offline", "critical")]
