@@ -134,7 +134,7 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         # a crash in between repeats them after the restart rather than losing them.
         await publisher.publish(zone_id, outcome)
         writes.append((zone_id, zone_events[zone_id][-1], outcome.state))
-    await publisher.delivered()  # every zone state of the batch is on the broker
+    await publisher.delivered()  # every record this batch sent is on the broker
     for zone_id, event, state in writes:
         with current_event(stream, event):
             zones[zone_id] = encode_state(state)

@@ -31,7 +31,7 @@ class Publisher:
         self.w = w
         self._n = w.settings.topic_partitions
         self._partitions: dict[bytes, int] = {}
-        # Zone states sent in this batch, not yet confirmed by the broker: awaited by
+        # Records sent in this batch, not yet confirmed by the broker: awaited by
         # :meth:`delivered` before the table records the readings they came from.
         self._pending: list = []
 
@@ -42,8 +42,8 @@ class Publisher:
 
         A dead letter always fits: the original bytes are cut to :data:`MAX_DEAD_LETTER_VALUE`
         (base64 makes them a third larger, and the producer refuses records over 1 MB), and the
-        record says so; the key to :data:`MAX_DEAD_LETTER_KEY`. Awaited until the broker has it: the message's offset is committed only
-        once its dead letter is safe.
+        record says so; the key to :data:`MAX_DEAD_LETTER_KEY`. Confirmed by :meth:`delivered`
+        before the batch is committed.
         """
         msg = event.message
         original = (msg.value or b"") if value is None else value
@@ -75,8 +75,8 @@ class Publisher:
 
         Producers must place a zone's readings with Kafka's murmur2 partitioner; a client with
         another one (kcat's default is CRC32) would split the zone's state across two table
-        partitions. Awaited until the broker has it: the offset of the misplaced copy is then
-        committed like any other.
+        partitions. The copy is confirmed by :meth:`delivered` before the batch (and with it the
+        misplaced original) is committed.
         """
         msg = event.message
         if not msg.key or len(msg.value or b"") > MAX_MESSAGE_BYTES:
@@ -92,7 +92,7 @@ class Publisher:
         if want == msg.partition:
             return False
         fut = await self.w.topics.readings.send(key=msg.key, value=msg.value, partition=want)
-        await fut
+        self._pending.append(fut)
         self.w.metrics.rerouted.inc()
         return True
 
@@ -115,20 +115,20 @@ class Publisher:
             self._pending.append(
                 await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
             )
-        delivered = []
         for alert in outcome.alerts:
             metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
             w.view.add_alert(alert)
-            delivered.append(await w.topics.alerts.send(key=key, value=to_json(alert)))
-        for fut in delivered:  # alerts are few: wait until the broker has them
-            await fut
+            self._pending.append(await w.topics.alerts.send(key=key, value=to_json(alert)))
 
     async def delivered(self) -> None:
-        """Wait until the broker has every zone state sent since the last call.
+        """Wait until the broker has every record sent since the last call: zone states,
+        alerts, dead letters and re-routed readings.
 
-        The table (and its changelog) must never record a reading whose zone state is not on
-        the broker: a worker killed in between would, after its restart, drop the re-delivered
-        reading as a duplicate and its zone state would be lost for good. One wait per batch.
+        The table (and its changelog) must never record a reading whose zone state or alert is
+        not on the broker: a worker killed in between would, after its restart, drop the
+        re-delivered reading as a duplicate and its outputs would be lost for good; and no
+        offset may be committed before its dead letter or re-routed copy is safe. One wait per
+        batch, before its table writes (and so before Faust acks it).
         """
         pending, self._pending = self._pending, []
         for fut in pending:
