@@ -30,6 +30,42 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+# Summary key -> (suite, path in its results): the numbers runs are compared by. A key whose
+# suite did not run, or that no suite measures yet, is null with the reason beside it.
+SUMMARY: dict[str, tuple[str, ...]] = {
+    "worker_readings_per_s_single": (
+        "pipeline", "one_reading_per_message", "pipeline_worker_readings_per_s_median"),
+    "worker_readings_per_s_batched20": (
+        "pipeline", "twenty_readings_per_message", "pipeline_worker_readings_per_s_median"),
+    "raw_consumer_readings_per_s_batched20": (
+        "pipeline", "twenty_readings_per_message", "raw_aiokafka_consumer_readings_per_s_median"),
+    "state_bytes_per_zone": ("detectors", "state_bytes_per_zone"),
+    "restart_resume_s": ("faults", "restart_resume_s"),
+    "failover_s": ("faults", "failover_s"),
+}  # fmt: skip
+
+
+def summary(results: dict) -> dict:
+    """The summary object: each key's value from its suite, or null and ``<key>_reason``.
+
+    >>> summary({"faults": {"restart_resume_s": 2.1, "failover_s": 9.0}})["restart_resume_s"]
+    2.1
+    >>> summary({})["failover_s_reason"]
+    'suite faults did not run'
+    """
+    out: dict = {}
+    for key, (suite, *path) in SUMMARY.items():
+        value = results.get(suite)
+        for part in path:
+            value = value.get(part) if isinstance(value, dict) else None
+        out[key] = value
+        if value is None:
+            out[f"{key}_reason"] = (
+                f"suite {suite} did not run" if suite not in results else f"{suite} measured none"
+            )
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     results: dict[str, object] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -39,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"bench: {name} ...", flush=True)
         results[name] = importlib.import_module(f"streams.bench.{name}").run(args.quick)
         print(json.dumps(results[name], indent=2), flush=True)
+    results["summary"] = summary(results)
+    print(json.dumps({"summary": results["summary"]}, indent=2), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"bench: results written to {args.out}")
