@@ -17,7 +17,7 @@ from typing import Any
 import faust
 
 
-def set_current_event(stream: faust.StreamT, event: faust.EventT) -> None:
+def set_current_event(stream: faust.StreamT, event: faust.EventT | None) -> None:
     """Make ``event`` the stream's current event (table reads and writes use its partition)."""
     stream._set_current_event(event)  # noqa: SLF001 - see the module docstring
 
@@ -37,7 +37,7 @@ def current_event(stream: faust.StreamT, event: faust.EventT) -> Iterator[None]:
     try:
         yield
     finally:
-        stream._set_current_event(previous)  # noqa: SLF001 - see the module docstring
+        set_current_event(stream, previous)
 
 
 def check() -> None:
