@@ -155,9 +155,14 @@ class Sandbox:
             while not until(records) and time.monotonic() < deadline:
                 if idle_s is not None and time.monotonic() - last > idle_s:
                     break
-                for batch in consumer.poll(timeout_ms=500).values():
-                    records.extend(batch)
+                # Drain what the topic holds now before judging: ``until`` sees every record
+                # there is, not one partition's first fetch.
+                while polled := consumer.poll(timeout_ms=1000):
+                    for batch in polled.values():
+                        records.extend(batch)
                     last = time.monotonic()
+                    if last > deadline:
+                        break
         finally:
             consumer.close()
         return records
