@@ -57,19 +57,21 @@ def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="session")
 def schema_file():
-    """``schema_file("alert")``: a validator of the committed ``deploy/schemas/alert.v1.json``,
-    the file other teams validate against (not the model it is generated from)."""
+    """``schema_file("alert")``: a validator of the committed ``deploy/schemas/alert.v2.json``
+    (the newest version; ``schema_file("alert", 1)`` for another), the file other teams validate
+    against (not the model it is generated from)."""
     import functools
     import json
 
     from jsonschema import Draft202012Validator
 
     from streams.commands.schemas import default_dir
-    from streams.schema.payloads import SCHEMA_VERSION
+    from streams.schema.catalog import latest
 
     @functools.cache
-    def validator(name: str) -> Draft202012Validator:
-        schema = json.loads((default_dir() / f"{name}.v{SCHEMA_VERSION}.json").read_text())
+    def validator(name: str, version: int | None = None) -> Draft202012Validator:
+        version = version or latest(name)
+        schema = json.loads((default_dir() / f"{name}.v{version}.json").read_text())
         Draft202012Validator.check_schema(schema)
         return Draft202012Validator(schema)
 

@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from streams.config.paths import checkout_root
-from streams.schema.payloads import SCHEMA_VERSION, SCHEMAS
+from streams.schema.catalog import SCHEMAS
 
 
 def default_dir() -> Path:
@@ -43,8 +43,8 @@ def json_schema(model: type[msgspec.Struct]) -> dict[str, Any]:
 def schema_files() -> dict[str, str]:
     """File name -> JSON text of each payload's schema."""
     return {
-        f"{name}.v{SCHEMA_VERSION}.json": json.dumps(json_schema(model), indent=2) + "\n"
-        for name, model in SCHEMAS.items()
+        f"{name}.v{version}.json": json.dumps(json_schema(model), indent=2) + "\n"
+        for (name, version), model in SCHEMAS.items()
     }
 
 

@@ -54,7 +54,17 @@ class Settings(BaseSettings):
     zone_state_topic: str = "crowd.zone-state"
     alerts_topic: str = "crowd.alerts"
     deadletter_topic: str = "crowd.deadletter"
-    # Alerts are the record of what happened: kept this long whatever the broker's default.
+    # The alert machinery (README "Incidents"): acknowledgements and resolutions in, silences
+    # in, the audit trail and CAP 1.2 messages out, and one topic per route: prefix + route id.
+    acks_topic: str = "crowd.alerts.ack"
+    silences_topic: str = "crowd.silences"
+    audit_topic: str = "crowd.audit"
+    cap_topic: str = "crowd.alerts.cap"
+    dispatch_topic_prefix: str = "crowd.dispatch."
+    # CAP <status>: Exercise when set (drills, demos) or when the data is simulated, else Actual.
+    exercise: bool = False
+    # Alerts, acknowledgements, audit, CAP and dispatch are the record of what happened: kept this
+    # long whatever the broker's default.
     alerts_retention_days: float = Field(400.0, gt=0)
     replication_factor: int = Field(1, ge=1, le=16)  # of the app's topics on a real cluster
     # Worker.
@@ -78,6 +88,10 @@ class Settings(BaseSettings):
     # and their source flagged (per source: max_clock_skew_s in the site file).
     allowed_lateness_s: float = Field(900.0, ge=0)
     max_clock_skew_s: float = Field(300.0, ge=0)
+
+    def dispatch_topic(self, route_id: str) -> str:
+        """The topic of one route (site file ``[[routes]]``)."""
+        return f"{self.dispatch_topic_prefix}{route_id}"
 
     @property
     def ticks_topic(self) -> str:

@@ -17,10 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from detectors.los import ZoneKind
 from detectors.vision.config import CameraConfig
+from streams.config.incidents import Escalation, IncidentSettings, Route, Rule, check_routing
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
 Positive = Annotated[float, Field(gt=0)]
 AlertSetting = float | bool | str
+# WGS84 (latitude, longitude) in degrees, as CAP 1.2 areas take them.
+LatLon = tuple[Annotated[float, Field(ge=-90, le=90)], Annotated[float, Field(ge=-180, le=180)]]
 
 
 class SiteError(ValueError):
@@ -81,6 +84,8 @@ class Zone(_Strict):
     anomaly: AnomalyThresholds | None = None
     forecast: ForecastThresholds | None = None
     alerts: dict[Id, dict[str, AlertSetting]] = {}  # per-zone settings of further alert kinds
+    # The zone's outline on the map, (lat, lon) pairs (CAP <polygon>; the command-centre plan).
+    polygon: Annotated[list[LatLon], Field(min_length=3)] | None = None
 
 
 class Source(_Strict):
@@ -130,6 +135,11 @@ class Site(_Strict):
     defaults: Defaults
     zones: Annotated[list[Zone], Field(min_length=1)]
     sources: list[Source] = []
+    # Who acts on alerts (streams/config/incidents.py, README "Incidents").
+    escalation: Escalation = Escalation()
+    routes: list[Route] = []
+    routing: list[Rule] = []
+    incidents: IncidentSettings = IncidentSettings()
 
     @model_validator(mode="after")
     def _consistent(self) -> Site:
@@ -148,6 +158,13 @@ class Site(_Strict):
                     ("sources", i, "camera", "polygons"),
                     f"polygons for zones not in the source's zones: {sorted(extra)}",
                 )
+        problem = check_routing(self.routes, self.routing, self.escalation)
+        if problem:
+            raise _FieldError(*problem)
+        for i, rule in enumerate(self.routing):
+            unknown = [z for z in rule.zones if z not in zone_ids]
+            if unknown:
+                raise _FieldError(("routing", i, "zones"), f"unknown zone '{unknown[0]}'")
         for i, zone in enumerate(self.zones):
             if zone.kind not in self.defaults.thresholds and zone.warning is None:
                 raise _FieldError(("zones", i, "warning"), f"no thresholds for kind '{zone.kind}'")

@@ -13,6 +13,7 @@ from kafka.errors import TopicAlreadyExistsError
 
 from streams.config.kafka import client_kwargs
 from streams.config.settings import Settings
+from streams.config.site import Site, SiteError, load_site
 
 
 class TopicPartitionsMismatch(Exception):
@@ -20,34 +21,56 @@ class TopicPartitionsMismatch(Exception):
     co-partitioned with their source topic, so a silent mismatch would mis-route state."""
 
 
-def app_topics(settings: Settings) -> dict[str, int]:
-    """The topics the worker reads and writes, each with ``topic_partitions`` partitions."""
-    names = (
+def app_topics(settings: Settings, site: Site | None = None) -> dict[str, int]:
+    """The topics the worker reads and writes, each with ``topic_partitions`` partitions (all
+    keyed by zone id), with one dispatch topic per route of ``site``."""
+    return dict.fromkeys(
+        (*_input_topics(settings), *kept_topics(settings, site)), settings.topic_partitions
+    )
+
+
+def _input_topics(settings: Settings) -> tuple[str, ...]:
+    return (
         settings.readings_topic,
         settings.zone_state_topic,
-        settings.alerts_topic,
         settings.deadletter_topic,
         settings.ticks_topic,
+        settings.silences_topic,
     )
-    return dict.fromkeys(names, settings.topic_partitions)
 
 
-def topic_configs(settings: Settings) -> dict[str, dict[str, str]]:
-    """Per-topic broker settings: alerts are kept for a long time (not compacted: consumers
-    rebuild the open alerts from the full history), whatever the broker's default retention."""
-    days = settings.alerts_retention_days
-    return {settings.alerts_topic: {"retention.ms": str(int(days * 86_400_000))}}
+def kept_topics(settings: Settings, site: Site | None = None) -> list[str]:
+    """The record of what happened: alerts, acknowledgements, audit, CAP and the routes."""
+    routes = [settings.dispatch_topic(r.id) for r in site.routes] if site else []
+    fixed = [settings.alerts_topic, settings.acks_topic, settings.audit_topic, settings.cap_topic]
+    return fixed + routes
 
 
-def ensure_app_topics(settings: Settings, bootstrap: str | None = None) -> list[str]:
+def topic_configs(settings: Settings, site: Site | None = None) -> dict[str, dict[str, str]]:
+    """Per-topic broker settings: the record of what happened is kept for a long time (not
+    compacted: consumers rebuild the open incidents from the full history), whatever the
+    broker's default retention."""
+    retention = {"retention.ms": str(int(settings.alerts_retention_days * 86_400_000))}
+    return {name: dict(retention) for name in kept_topics(settings, site)}
+
+
+def ensure_app_topics(
+    settings: Settings, bootstrap: str | None = None, site: Site | None = None
+) -> list[str]:
     """The app's topics, as :func:`app_topics` and :func:`topic_configs` say, on the cluster
-    of ``settings`` (its TLS and SASL too); the names created."""
+    of ``settings`` (its TLS and SASL too); the names created. ``site``: whose routes get a
+    topic (default: the settings' site file, if it loads; the worker checks it anyway)."""
+    if site is None:
+        try:
+            site = load_site(settings.site)
+        except SiteError:
+            site = None
     return ensure_topics(
         bootstrap or settings.kafka_bootstrap,
-        app_topics(settings),
+        app_topics(settings, site),
         replication_factor=settings.replication_factor,
         timeout_ms=int(settings.kafka_connect_timeout_s * 1000),
-        configs=topic_configs(settings),
+        configs=topic_configs(settings, site),
         client=client_kwargs(settings),
     )
 

@@ -187,12 +187,3 @@ class DeadLetter(_Out):
     received_at: int
     value_bytes: int | None = None  # length of the original value
     truncated: bool = False
-
-
-SCHEMAS: dict[str, type[msgspec.Struct]] = {
-    "reading": Reading,
-    "reading-batch": ReadingBatch,
-    "zone-state": ZoneState,
-    "alert": Alert,
-    "deadletter": DeadLetter,
-}

@@ -46,7 +46,7 @@ def test_every_zone_state_and_alert_of_a_surge_and_a_blind_camera_fits_its_schem
                     schema_file("zone-state").validate(json.loads(to_json(zone_state)))
                 for alert in out.alerts:
                     kinds.add(published(alert, Alert).kind)
-                    schema_file("alert").validate(json.loads(to_json(alert)))
+                    schema_file("alert", 1).validate(json.loads(to_json(alert)))
     assert kinds == {"density", "forecast", "source-offline"}  # anomaly: still warming up
 
 
@@ -79,7 +79,7 @@ def test_the_schema_files_accept_the_readme_example_and_refuse_what_the_models_r
         "ts": 1,
         "message": "m",
     }
-    schema_file("alert").validate(alert)
+    schema_file("alert", 1).validate(alert)  # version 1: deprecated, still documented
     assert msgspec.convert(alert, Alert).kind == "crowding"
     bad = [
         ("reading", {**README_READING, "entered": -1}, Reading),
@@ -91,6 +91,6 @@ def test_the_schema_files_accept_the_readme_example_and_refuse_what_the_models_r
     ]
     for name, payload, model in bad:
         with pytest.raises(ValidationError):
-            schema_file(name).validate(payload)
+            schema_file(name, 1).validate(payload)
         with pytest.raises(msgspec.ValidationError):
             msgspec.convert(payload, model)
