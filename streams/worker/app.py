@@ -39,6 +39,11 @@ class Topics:
     zone_state: faust.TopicT
     alerts: faust.TopicT
     deadletter: faust.TopicT
+    acks: faust.TopicT  # acknowledgements and resolutions (also read by the agent: inputs)
+    silences: faust.TopicT
+    audit: faust.TopicT
+    cap: faust.TopicT
+    dispatch: dict[str, faust.TopicT]  # by route id (site file [[routes]])
 
 
 @dataclass
@@ -70,7 +75,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         settings=settings,
         site=site,
         faust=app,
-        topics=_topics(app, settings),
+        topics=_topics(app, settings, site),
         # Per-zone state (sources, gate integral, detectors, alert episodes): changelogged, so a
         # restart recovers it. Values are raw bytes (value_type=bytes: Faust's "raw" codec) that
         # the agent decodes and encodes itself (streams.zone.state), once per zone per batch;
@@ -128,16 +133,27 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
-def _topics(app: faust.App, settings: Settings) -> Topics:
+def _topics(app: faust.App, settings: Settings, site: Site) -> Topics:
     n = settings.topic_partitions
+    s = settings
     return Topics(
-        # The agent reads both: tick partition p wakes the sweep of readings partition p.
-        inputs=app.topic(settings.readings_topic, settings.ticks_topic, partitions=n, **_RAW),
+        # The agent reads them all, co-partitioned by zone id: tick partition p wakes the sweep
+        # of readings partition p; acknowledgements and silences act on that partition's zones.
+        inputs=app.topic(
+            s.readings_topic, s.ticks_topic, s.acks_topic, s.silences_topic, partitions=n, **_RAW
+        ),
         readings=app.topic(settings.readings_topic, partitions=n, **_RAW),
         ticks=app.topic(settings.ticks_topic, partitions=n, **_RAW),
         zone_state=app.topic(settings.zone_state_topic, partitions=n, **_RAW),
         alerts=app.topic(settings.alerts_topic, partitions=n, **_RAW),
         deadletter=app.topic(settings.deadletter_topic, partitions=n, **_RAW),
+        acks=app.topic(s.acks_topic, partitions=n, **_RAW),
+        silences=app.topic(s.silences_topic, partitions=n, **_RAW),
+        audit=app.topic(s.audit_topic, partitions=n, **_RAW),
+        cap=app.topic(s.cap_topic, partitions=n, **_RAW),
+        dispatch={
+            r.id: app.topic(s.dispatch_topic(r.id), partitions=n, **_RAW) for r in site.routes
+        },
     )
 
 
