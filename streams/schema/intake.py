@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import TypeVar
 
 import msgspec
 
 from streams.config.site import Site
 from streams.schema.payloads import Reading, ReadingBatch
 
+T = TypeVar("T")
 MAX_MESSAGE_BYTES = 1_000_000  # a batch of 1000 readings is ~200 kB
 
 # "Expected `int` >= 0 - at `$.readings[3].count`": the message, then where.
@@ -151,3 +153,36 @@ def describe(error: str | msgspec.ValidationError) -> str:
         parts.append(missing["field"])
         msg = "field required"
     return f"{'.'.join(parts) or 'message'}: {msg.replace('`', '')}"
+
+
+def parse_keyed(key: bytes | None, value: bytes | None, site: Site, model: type[T]) -> T:
+    """Decode an acknowledgement or a silence (``model``) keyed by a zone id of ``site``, or
+    raise :class:`Rejected` naming the field.
+
+    >>> from streams.schema.incident import Ack
+    >>> from streams.config.site import load_site
+    >>> from streams.config.paths import bundled_site
+    >>> site = load_site(bundled_site())
+    >>> parse_keyed(b"ticket-hall", b'{"v":1,"incident_id":"ticket-hall/crowd/1","ts":1764000000000}',
+    ...             site, Ack)
+    Traceback (most recent call last):
+    streams.schema.intake.Rejected: invalid ack: by: field required
+    """
+    what = model.__name__.lower()
+    if not value:
+        raise Rejected("empty message", "empty")
+    if not key:
+        raise Rejected(f"no message key: a {what} is keyed by its zone id", "key")
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise Rejected(f"message of {len(value)} bytes (at most {MAX_MESSAGE_BYTES})", "size")
+    zone_id = key.decode(errors="replace")
+    if zone_id not in site.zone_by_id:
+        raise Rejected(f"message key '{zone_id[:200]}' is no zone of this site", "unknown-zone")
+    try:
+        if not value.isascii():
+            value.decode()
+        return msgspec.json.decode(value, type=model)
+    except msgspec.ValidationError as exc:
+        raise Rejected(f"invalid {what}: {describe(exc)}") from None
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise Rejected(f"not JSON: {exc}", "json") from None

@@ -37,6 +37,9 @@ class AlertKind:
     table ``[defaults.alerts.<name>]``, overridden per zone by ``alerts.<name>``."""
 
     name: ClassVar[str]
+    # Which incidents its alerts join (streams/incidents/): "crowd" (people at risk) or
+    # "technical" (the system's own eyes failing), each routed by its own rules.
+    category: ClassVar[str] = "crowd"
     settings_model: ClassVar[type[BaseModel] | None] = None
 
     def alarm(self, site: Site, zone: Zone) -> Alarm:

@@ -34,6 +34,7 @@ class SourceFaultSettings(BaseModel):
 
 class SourceFault(AlertKind):
     name = "source-fault"
+    category = "technical"
     settings_model = SourceFaultSettings
 
     def health(self, site: Site, zone: Zone) -> HealthSettings:

@@ -12,6 +12,7 @@ SOME_DOWN, BLIND = 1.0, 2.0
 
 class SourceOffline(AlertKind):
     name = "source-offline"
+    category = "technical"
 
     def alarm(self, site: Site, zone: Zone) -> Alarm:
         return make_alarm(site, zone, SOME_DOWN, BLIND)

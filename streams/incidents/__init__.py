@@ -1,0 +1,1 @@
+"""Incidents: alerts grouped, acknowledged, escalated, routed, silenced and audited."""
