@@ -6,22 +6,15 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import socket
 import subprocess
-import time
-import urllib.parse
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streams.ops import procs
 from streams.worker.metrics import WorkerMetrics
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 PROMTOOL = shutil.which("promtool")
-PROMETHEUS = shutil.which("prometheus")
 SURGE_ZONE = "entrance-east"
 
 needs_promtool = pytest.mark.skipif(
@@ -90,81 +83,7 @@ def test_metric_names_ignore_label_values_and_recording_rule_names():
 
 
 # --- a real Prometheus scraping a real worker --------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Prometheus:
-    def __init__(self, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-
-    def get(self, path: str, **params: str) -> dict:
-        query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        with urllib.request.urlopen(f"{self.url}{path}{query}", timeout=5) as r:
-            return json.load(r)
-
-    def query(self, promql: str) -> list[dict]:
-        return self.get("/api/v1/query", query=promql)["data"]["result"]
-
-    def wait_for(self, promql: str, timeout: float = 60) -> list[dict]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if result := self.query(promql):
-                return result
-            time.sleep(0.5)
-        raise TimeoutError(
-            f"{promql} empty after {timeout}s; targets: {self.get('/api/v1/targets')}"
-        )
-
-
-@pytest.fixture
-def prometheus(pipeline, tmp_path) -> Iterator[Prometheus]:
-    if PROMETHEUS is None:
-        pytest.skip("prometheus not installed (apt-get install prometheus)")
-    port = _free_port()
-    # JSON is YAML: the test's config is ours with a 1 s scrape of this test's worker.
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(DEPLOY / "alerts.yml")],
-        "scrape_configs": [
-            {
-                "job_name": "crowdsafe",
-                "static_configs": [{"targets": [f"127.0.0.1:{pipeline.web_port}"]}],
-            }
-        ],
-    }
-    (tmp_path / "prometheus.yml").write_text(json.dumps(config))
-    log = open(tmp_path / "prometheus.log", "w")  # noqa: SIM115 (lives with the process)
-    proc = procs.spawn(
-        [
-            PROMETHEUS,
-            f"--config.file={tmp_path / 'prometheus.yml'}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--storage.tsdb.retention.time=1h",
-        ],
-        log=log,
-    )
-    server = Prometheus(port)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
-            try:
-                urllib.request.urlopen(f"{server.url}/-/ready", timeout=1)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
-        yield server
-    finally:
-        procs.stop(proc)
-        log.close()
+# The prometheus fixture (tests/deploy/conftest.py) runs the shipped prometheus.yml, 1 s scrape.
 
 
 @pytest.mark.kafka
