@@ -252,3 +252,25 @@ def _settings_kwargs(env: dict[str, str]) -> dict[str, str]:
     }
     out.update({k: v for k, v in env.items() if k.startswith("KAFKA_")})  # the fields' aliases
     return out
+
+
+def alert_transitions(records: list[dict]) -> list[dict]:
+    """The alert transitions inside ``crowd.alerts`` incident records (version 2), in order: for
+    each record caused by a member alert, that member (``alert_id``, ``kind``, ``severity``,
+    ``state`` raised/escalated/cleared, ``value``...) with the record's ``zone_id``,
+    ``incident_id``, ``seq`` and ``transition``, as version 1 published them one by one.
+
+    >>> member = {"alert_id": "z/density/1", "kind": "density", "state": "raised"}
+    >>> record = {"v": 2, "incident_id": "z/crowd/1", "seq": 1, "zone_id": "z",
+    ...           "transition": "raised", "alert_id": "z/density/1", "members": [member]}
+    >>> [(a["alert_id"], a["state"], a["transition"]) for a in alert_transitions([record])]
+    [('z/density/1', 'raised', 'raised')]
+    """
+    out = []
+    for record in records:
+        if record.get("alert_id") is None:
+            continue  # an acknowledgement, an escalation...: no alert changed
+        member = next(m for m in record["members"] if m["alert_id"] == record["alert_id"])
+        keep = ("zone_id", "zone_name", "incident_id", "seq", "transition", "routes", "held")
+        out.append({**member, **{k: record.get(k) for k in keep}})
+    return out

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from streams.ops import procs
-from streams.testing import Sandbox
+from streams.testing import Sandbox, alert_transitions
 
 SURGE_ZONE = "entrance-east"
 
@@ -166,10 +166,11 @@ def delivery(box: Sandbox, want: Expected, timeout: float = 120) -> Delivery:
         return wanted_times <= {(r["zone_id"], r["ts"]) for r in records}
 
     def all_alerts(records: list[dict]) -> bool:
-        return wanted_transitions <= {(r["alert_id"], r["state"]) for r in records}
+        found = alert_transitions(records)
+        return wanted_transitions <= {(a["alert_id"], a["state"]) for a in found}
 
     states = box.read("zone-state", until=all_states, timeout=timeout)
-    alerts = box.read("alerts", until=all_alerts, timeout=timeout)
+    alerts = alert_transitions(box.read("alerts", until=all_alerts, timeout=timeout))
     seen_times = Counter((r["zone_id"], r["ts"]) for r in states)
     seen = Counter((a["alert_id"], a["state"]) for a in alerts)
     return Delivery(

@@ -52,6 +52,7 @@ class Incident(msgspec.Struct, array_like=True):
     silenced_by: str | None = None
     routes_sent: list[str] = []  # every route it has been sent to (a blind zone tells them)
     blind: bool = False
+    opened_at: int = 0  # ts of its first transition (raised)
 
     @property
     def active(self) -> bool:

@@ -316,6 +316,8 @@ class IncidentEngine:
     ) -> None:
         inc.seq += 1
         inc.last_ts = max(inc.last_ts, ts)
+        if inc.seq == 1:
+            inc.opened_at = inc.last_ts
         member = inc.members.get(alert_id) if alert_id else None
         held = self._held(book, inc, transition, member)
         routes: list[str] = []
@@ -343,6 +345,7 @@ class IncidentEngine:
             tier=self.ladder.tiers[inc.tier].name,
             ts=inc.last_ts,
             started_at=inc.started_at,
+            opened_at=inc.opened_at,
             alert_id=alert_id,
             members=[Member(**_fields(m)) for m in inc.members.values()],
             acknowledged_by=inc.acknowledged_by,

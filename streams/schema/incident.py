@@ -79,6 +79,7 @@ class IncidentAlert(_Out):
     tier: str  # the escalation tier it has reached (site file [[escalation.tiers]])
     ts: int  # when this transition happened (ms); never before the incident's previous one
     started_at: int  # event time of its first alert
+    opened_at: int  # ts of its first record (transition raised): CAP references it
     alert_id: str | None  # the member whose transition this is (None: ack, tier-up, ...)
     members: list[Member]
     acknowledged_by: str | None

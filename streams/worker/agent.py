@@ -20,7 +20,9 @@ from mode.utils.logging import get_logger
 
 from streams.schema.intake import Rejected, parse_message
 from streams.worker.faust_compat import current_event
+from streams.worker.incidents import IncidentDesk, ZoneInputs
 from streams.worker.publish import Publisher
+from streams.zone.processor import Outcome
 from streams.zone.state import StateUnreadable, ZoneState, decode_state, encode_state
 
 log = get_logger(__name__)
@@ -30,6 +32,11 @@ EXIT_BATCH_FAILED = 70  # EX_SOFTWARE: an internal error; the supervisor restart
 def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported: no cycle)
     app, settings = w.faust, w.settings
     publisher = Publisher(w)
+    w.desk = IncidentDesk(w, publisher)
+
+    @app.on_partitions_revoked.connect
+    async def forget(app, revoked, **kwargs) -> None:  # noqa: ARG001 - Faust's signal
+        w.desk.forget()
 
     @app.agent(w.topics.inputs, name="process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:
@@ -95,14 +102,26 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     w.metrics.batch.observe(len(events))
     by_zone: dict[str, list] = defaultdict(list)
     zone_events: dict[str, list[faust.EventT]] = defaultdict(list)
+    inputs: dict[str, ZoneInputs] = defaultdict(ZoneInputs)  # acknowledgements, silences
     ticks: dict[int, faust.EventT] = {}
     writes: list[tuple[str, faust.EventT, ZoneState]] = []
     origin: dict[int, faust.EventT] = {}
+    controls = (settings.acks_topic, settings.silences_topic)
     for event in events:
-        if event.message.topic == settings.ticks_topic:
+        topic = event.message.topic
+        if topic == settings.ticks_topic:
             ticks[event.message.partition] = event
             continue
         if await publisher.reroute_if_misplaced(event):
+            continue
+        if topic in controls:
+            try:
+                zone_id, item = w.desk.parse(event)
+            except Rejected as exc:
+                await publisher.dead_letter(event, str(exc), exc.code)
+                continue
+            inputs[zone_id].items.append((event, item))
+            zone_events[zone_id].append(event)
             continue
         try:
             readings = parse_message(event.key, event.value, site)
@@ -113,6 +132,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         zone_events[readings[0].zone_id].append(event)
         for r in readings:  # where each came from, should the event-time policy refuse it
             origin[id(r)] = event
+    now_ms = int(time.time() * 1000)
+    outcomes: dict[str, Outcome] = {}
     for zone_id, readings in by_zone.items():
         # The table's partition is taken from the current event: make it this zone's own event,
         # so a batch spanning partitions reads and writes each zone where it belongs (and
@@ -120,13 +141,14 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         try:
             with current_event(stream, zone_events[zone_id][-1]):
                 state = load_zone(w, zone_id)
-            outcome = w.processor.apply(zone_id, state, readings, int(time.time() * 1000))
+            outcome = w.processor.apply(zone_id, state, readings, now_ms)
         except Exception as exc:  # noqa: BLE001 - one zone's failure must not cost the batch
             log.exception("zone %s: readings could not be processed", zone_id)
             for event in zone_events[zone_id]:
-                await publisher.dead_letter(
-                    event, f"processing failed: {exc!r}"[:500], "processing"
-                )
+                if event.message.topic not in controls:
+                    await publisher.dead_letter(
+                        event, f"processing failed: {exc!r}"[:500], "processing"
+                    )
             continue
         for rejection in outcome.rejected:  # late, or from the future: dead-lettered alone
             await publisher.dead_letter_reading(origin[id(rejection.reading)], rejection)
@@ -134,25 +156,45 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         # a crash in between repeats them after the restart rather than losing them.
         await publisher.publish(zone_id, outcome)
         writes.append((zone_id, zone_events[zone_id][-1], outcome.state))
+        outcomes[zone_id] = outcome
+    books = []
+    for zone_id in [*outcomes, *(z for z in inputs if z not in outcomes)]:
+        event = zone_events[zone_id][-1]
+        book = await w.desk.handle_zone(
+            stream, event, zone_id, outcomes.get(zone_id), inputs.get(zone_id), now_ms
+        )
+        if book is not None:
+            books.append((zone_id, event, book))
     await publisher.delivered()  # every record this batch sent is on the broker
     for zone_id, event, state in writes:
         with current_event(stream, event):
             zones[zone_id] = encode_state(state)
+    for zone_id, event, book in books:
+        with current_event(stream, event):
+            w.desk.write(zone_id, book)
     for partition, event in ticks.items():
         await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
 
 
 async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> None:
-    """Judge the silent zones of one partition (its tick is the current event: the table's
-    store is per partition)."""
+    """Judge the silent zones of one partition, and its incidents' clocks (its tick is the
+    current event: the tables' stores are per partition)."""
     now_ms = int(time.time() * 1000)
     for zone_id in w.zones_by_partition.get(partition, ()):
         with current_event(stream, event):  # the table's store is per partition
             if zone_id in skip or zone_id not in w.zones:
-                continue  # it just spoke, or never did
-            outcome = w.processor.sweep(zone_id, load_zone(w, zone_id), now_ms, w.started_ms)
-        if outcome.alerts:  # the sweep changes state only with a transition
+                outcome = None  # it just spoke, or never did
+            else:
+                outcome = w.processor.sweep(zone_id, load_zone(w, zone_id), now_ms, w.started_ms)
+        book = None
+        if outcome is not None and outcome.alerts:  # the sweep changes state only so
             await publisher.publish(zone_id, outcome, from_readings=False)
+            book = await w.desk.handle_zone(stream, event, zone_id, outcome, None, now_ms)
+        book = await w.desk.sweep(stream, event, zone_id, now_ms, book)
+        if (outcome is not None and outcome.alerts) or book is not None:
             await publisher.delivered()
-            with current_event(stream, event):
+        with current_event(stream, event):
+            if outcome is not None and outcome.alerts:
                 w.zones[zone_id] = encode_state(outcome.state)
+            if book is not None:
+                w.desk.write(zone_id, book)

@@ -55,6 +55,7 @@ class WorkerApp:
     faust: faust.App
     topics: Topics
     zones: faust.types.TableT  # per-zone state, changelogged
+    incidents: faust.types.TableT  # per-zone incidents, silences, escalation clocks (changelogged)
     processor: ZoneProcessor
     metrics: WorkerMetrics
     view: LiveView = field(default_factory=LiveView)
@@ -62,6 +63,7 @@ class WorkerApp:
     started_ms: int = field(default_factory=lambda: int(time.time() * 1000))
     # Site zones by the readings partition their key maps to (Kafka's murmur2, as producers use).
     zones_by_partition: dict[int, list[str]] = field(default_factory=dict)
+    desk: object = None  # streams.worker.incidents.IncidentDesk, made with the agent
 
 
 def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
@@ -81,6 +83,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         # the agent decodes and encodes itself (streams.zone.state), once per zone per batch;
         # older JSON records are migrated. Keys stay JSON strings, as the changelog has them.
         zones=app.Table("zones", partitions=n, value_type=bytes),
+        incidents=app.Table("incidents", partitions=n, value_type=bytes),
         processor=ZoneProcessor(site, clock=event_time_policy(settings)),
         metrics=WorkerMetrics(),
         zones_by_partition=_zones_by_partition(site, n),

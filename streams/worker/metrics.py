@@ -42,6 +42,18 @@ class WorkerMetrics:
             ["kind", "severity", "state"],
             registry=r,
         )
+        self.incident_transitions = Counter(
+            "crowdsafe_incident_transitions_total",
+            "Incident transitions published on crowd.alerts (held: why sent to no route)",
+            ["category", "transition", "severity", "held"],
+            registry=r,
+        )
+        self.routed = Counter(
+            "crowdsafe_incident_routed_total",
+            "Incident transitions sent to a route's topic",
+            ["route"],
+            registry=r,
+        )
         self.occupancy = Gauge(
             "crowdsafe_zone_occupancy_persons", "Fused zone occupancy", ["zone"], registry=r
         )

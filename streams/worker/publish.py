@@ -9,6 +9,7 @@ import faust
 import msgspec
 
 from streams.ops.partitioning import partition_of
+from streams.schema.incident import Dispatch
 from streams.schema.intake import MAX_MESSAGE_BYTES
 from streams.schema.payloads import SCHEMA_VERSION, DeadLetter
 from streams.zone.processor import Outcome
@@ -71,7 +72,8 @@ class Publisher:
         await self.dead_letter(event, rejection.reason, rejection.code, value)
 
     async def reroute_if_misplaced(self, event: faust.EventT) -> bool:
-        """Send a reading on to the partition its key maps to, if it is not there; True if so.
+        """Send a reading (or an acknowledgement, a silence) on to the partition its key maps to,
+        if it is not there; True if so.
 
         Producers must place a zone's readings with Kafka's murmur2 partitioner; a client with
         another one (kcat's default is CRC32) would split the zone's state across two table
@@ -91,7 +93,10 @@ class Publisher:
             want = self._partitions[msg.key] = partition_of(msg.key, self._n)
         if want == msg.partition:
             return False
-        fut = await self.w.topics.readings.send(key=msg.key, value=msg.value, partition=want)
+        topics = self.w.topics
+        own = {t.get_topic_name(): t for t in (topics.readings, topics.acks, topics.silences)}
+        topic = own.get(msg.topic, topics.readings)
+        fut = await topic.send(key=msg.key, value=msg.value, partition=want)
         self._pending.append(fut)
         self.w.metrics.rerouted.inc()
         return True
@@ -115,10 +120,29 @@ class Publisher:
             self._pending.append(
                 await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
             )
-        for alert in outcome.alerts:
+        for alert in outcome.alerts:  # published as incidents (publish_incidents)
             metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
             w.view.add_alert(alert)
-            self._pending.append(await w.topics.alerts.send(key=key, value=to_json(alert)))
+
+    async def publish_incidents(self, zone_id: str, changes) -> None:
+        """Incident records (streams.incidents.engine.Changes) to ``crowd.alerts`` and to each
+        route they were sent to; audit records to ``crowd.audit``."""
+        w, metrics, key = self.w, self.w.metrics, zone_id.encode()
+        for record in changes.records:
+            metrics.incident_transitions.labels(
+                record.category, record.transition, record.severity, record.held or ""
+            ).inc()
+            w.view.add_incident(record)
+            self._pending.append(await w.topics.alerts.send(key=key, value=to_json(record)))
+            if record.routes:
+                fields = msgspec.structs.asdict(record)
+                for route in record.routes:
+                    dispatch = Dispatch(**fields, route=route)
+                    topic = w.topics.dispatch[route]
+                    self._pending.append(await topic.send(key=key, value=to_json(dispatch)))
+                    metrics.routed.labels(route).inc()
+        for audit in changes.audits:
+            self._pending.append(await w.topics.audit.send(key=key, value=to_json(audit)))
 
     async def delivered(self) -> None:
         """Wait until the broker has every record sent since the last call: zone states,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from streams.schema.incident import IncidentAlert
 from streams.schema.payloads import Alert, ZoneState
 
 RECENT_ALERTS = 200
@@ -16,6 +17,8 @@ class LiveView:
 
     zone_states: dict[str, ZoneState] = field(default_factory=dict)
     alerts: list[Alert] = field(default_factory=list)
+    # The newest record of each incident not resolved (what a command centre shows as open).
+    incidents: dict[str, IncidentAlert] = field(default_factory=dict)
 
     def add_zone_state(self, zone_state: ZoneState) -> None:
         self.zone_states[zone_state.zone_id] = zone_state
@@ -23,3 +26,9 @@ class LiveView:
     def add_alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
         del self.alerts[:-RECENT_ALERTS]
+
+    def add_incident(self, record: IncidentAlert) -> None:
+        if record.state == "resolved":
+            self.incidents.pop(record.incident_id, None)
+        else:
+            self.incidents[record.incident_id] = record

@@ -11,14 +11,17 @@ import pytest
 
 from streams.config.site import load_site
 from streams.edge.simulator import Simulator
-from streams.schema.payloads import Alert, DeadLetter, ZoneState
+from streams.schema.incident import IncidentAlert
+from streams.schema.payloads import DeadLetter, ZoneState
+from streams.testing import alert_transitions
 
 pytestmark = pytest.mark.kafka
 
 SURGE_ZONE = "entrance-east"
 
 
-def alert_states(alerts: list[dict], zone: str, kind: str = "density") -> list[str]:
+def alert_states(records: list[dict], zone: str, kind: str = "density") -> list[str]:
+    alerts = alert_transitions(records)
     return [a["state"] for a in alerts if a["zone_id"] == zone and a["kind"] == kind]
 
 
@@ -30,19 +33,36 @@ def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline, schema_file)
     pipeline.start_worker()
     pipeline.simulate_surge_until_now(1320)  # the whole story, ending now
 
-    alerts = pipeline.read("alerts", until=cleared(SURGE_ZONE), timeout=90)
+    records = pipeline.read("alerts", until=cleared(SURGE_ZONE), timeout=90)
+    alerts = alert_transitions(records)
 
-    assert alert_states(alerts, SURGE_ZONE) == ["raised", "escalated", "cleared"]
-    assert {a["zone_id"] for a in alerts} == {SURGE_ZONE}  # calm zones: no alert of any kind
-    for alert in alerts:
-        msgspec.convert(alert, Alert)  # the model ...
-        schema_file("alert").validate(alert)  # ... and the file it wrote for other teams
+    assert alert_states(records, SURGE_ZONE) == ["raised", "escalated", "cleared"]
+    assert {a["zone_id"] for a in records} == {SURGE_ZONE}  # calm zones: no alert of any kind
+    for record in records:
+        msgspec.convert(record, IncidentAlert)  # the model ...
+        schema_file("alert").validate(record)  # ... and the file it wrote for other teams
+    # One crowd incident holds the surge's alerts: forecast first, then density.
+    crowd = [r for r in records if r["category"] == "crowd"]
+    assert len({r["incident_id"] for r in crowd}) == 1, crowd
+    assert [r["seq"] for r in crowd] == list(range(1, len(crowd) + 1))
+    story = [(r["transition"], r["severity"], r["alert_id"].split("/")[1]) for r in crowd]
+    assert story[0] == ("raised", "warning", "forecast"), story
+    assert ("severity-up", "critical", "forecast") in story or (
+        "severity-up",
+        "critical",
+        "density",
+    ) in story, story
+    assert crowd[-1]["transition"] == "cleared" and crowd[-1]["state"] == "cleared", story
+    # Routed by the bundled site's rules: staff always, police once critical.
+    critical = next(r for r in crowd if r["transition"] == "severity-up")
+    assert critical["routes"] == ["police", "station-staff"], critical
+    assert crowd[0]["routes"] == ["station-staff"]
     density = [a for a in alerts if a["kind"] == "density"]
     assert len({a["alert_id"] for a in density}) == 1  # one episode, one id
     raised, escalated, done = density
     # A forecast alert came before density turned critical (test_processor pins the exact lead).
     forecast = [a for a in alerts if a["kind"] == "forecast"]
-    story = [(a["kind"], a["state"], a["ts"]) for a in alerts]
+    story = [(a["kind"], a["state"], a["ts"]) for a in alerts]  # type: ignore[misc]
     assert forecast and forecast[0]["state"] == "raised", story
     assert forecast[0]["ts"] < escalated["ts"], story
     assert raised["severity"] == "warning" and escalated["severity"] == "critical"
@@ -174,11 +194,16 @@ def test_restarted_worker_recovers_zone_state_from_its_changelog(pipeline):
         for readings in ticks[half - 10 :]:  # overlap: re-sent readings must not count twice
             for r in readings:
                 producer.send(r)
-    alerts = pipeline.read("alerts", until=cleared(SURGE_ZONE), timeout=90)
+    records = pipeline.read("alerts", until=cleared(SURGE_ZONE), timeout=90)
+    alerts = alert_transitions(records)
 
-    # The restarted worker continued the open episode: no second "raised", the same alert id.
-    assert alert_states(alerts, SURGE_ZONE) == ["raised", "escalated", "cleared"]
+    # The restarted worker continued the open episode: no second "raised", the same alert id,
+    # and the same incident (its book came back with the changelog too).
+    assert alert_states(records, SURGE_ZONE) == ["raised", "escalated", "cleared"]
     assert len({a["alert_id"] for a in alerts if a["kind"] == "density"}) == 1
+    crowd = [r for r in records if r["category"] == "crowd"]
+    assert len({r["incident_id"] for r in crowd}) == 1
+    assert [r["transition"] for r in crowd].count("raised") == 1
 
 
 def test_dispatch_feed_neither_loses_nor_repeats_alerts_across_restarts(pipeline):
@@ -229,16 +254,21 @@ def test_a_zone_whose_every_source_goes_silent_raises_source_offline_then_clears
         producer.send(reading)
 
     # Nothing more arrives: after stale_after_s of silence the sweep calls the zone blind.
-    alerts = pipeline.read("alerts", until=lambda a: len(a) >= 1, timeout=60)
+    records = pipeline.read("alerts", until=lambda a: len(a) >= 1, timeout=60)
+    alerts = alert_transitions(records)
     assert [(a["zone_id"], a["kind"], a["state"], a["severity"]) for a in alerts] == [
         ("underpass", "source-offline", "raised", "critical")
     ]
+    # a technical incident, for maintenance
+    assert [(r["category"], r["routes"]) for r in records] == [("technical", ["maintenance"])]
     assert "cam-underpass" in alerts[0]["message"] and "zone is blind" in alerts[0]["message"]
     states = pipeline.read("zone-state", until=lambda s: any(x["occupancy"] is None for x in s))
     assert states[-1]["sources"]["stale"] == ["cam-underpass"]
 
     with pipeline.producer() as producer:  # the camera is back
         producer.send({**reading, "seq": 2, "ts": alerts[0]["ts"] + 1000})
-    alerts = pipeline.read("alerts", until=lambda a: len(a) >= 2, timeout=60)
+    records = pipeline.read("alerts", until=lambda a: len(a) >= 2, timeout=60)
+    alerts = alert_transitions(records)
     assert [a["state"] for a in alerts] == ["raised", "cleared"]
+    assert [r["state"] for r in records] == ["open", "cleared"]
     assert len({a["alert_id"] for a in alerts}) == 1
