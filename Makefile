@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
 # The demo needs only Java and Maven (the broker); the tests also use Chromium (the page),
-# Prometheus (rules and dashboards) and kcat (an outside Kafka client).
+# Prometheus (rules and dashboards), kcat (an outside Kafka client) and xmllint (CAP schema check).
 RUN_PACKAGES := openjdk-17-jre-headless maven
-TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus kcat
+TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus kcat libxml2-utils
 APT_PACKAGES := $(TEST_PACKAGES)
 # Target-specific: a prerequisite (system-packages) built for `demo` sees the demo's list.
 demo: APT_PACKAGES := $(RUN_PACKAGES)
