@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
 # The demo needs only Java and Maven (the broker); the tests also use Chromium (the page),
 # Prometheus (rules and dashboards), Alertmanager and amtool (its alerts), kcat (an outside
-# Kafka client) and xmllint (XML documents).
+# Kafka client) and xmllint (the CAP 1.2 schema check).
 RUN_PACKAGES := openjdk-17-jre-headless maven
 TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus prometheus-alertmanager kcat libxml2-utils
 APT_PACKAGES := $(TEST_PACKAGES)
