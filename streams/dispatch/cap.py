@@ -14,8 +14,7 @@ How the record maps onto CAP (README "CAP 1.2" has the full table):
 - ``msgType``: ``Alert`` for the incident's first record (``seq`` 1, ``raised``), ``Cancel``
   once it is ``cleared`` or ``resolved``, ``Update`` otherwise; every later message
   ``references`` the first one as ``sender,identifier,sent``: its identifier is that of
-  ``seq`` 1 and its ``sent`` the first record's ``ts``, which is ``started_at`` unless the
-  caller says otherwise (``first_sent_ms``).
+  ``seq`` 1 and its ``sent`` the first record's ``ts`` (every record carries it: ``opened_at``).
 - ``scope``: ``Restricted`` to responders and operators (see :data:`RESTRICTION`).
 
 >>> cap_time(1_764_063_000_000, "Asia/Shanghai")
@@ -130,26 +129,22 @@ def cap_message(
     sender_name: str,
     tz: tzinfo | str,
     status: Status,
-    first_sent_ms: int | None = None,
 ) -> bytes:
     """One incident record as a CAP 1.2 ``<alert>`` (UTF-8 XML with its declaration).
 
     ``zone`` is the incident's zone (its ``polygon``, if any, becomes the area's polygon);
     ``sender`` must be the same for every message of an incident (CAP: no spaces or commas);
-    ``tz`` is the site's time zone. ``first_sent_ms`` is the ``ts`` of the incident's first
-    record (``seq`` 1), which ``references`` cites; default: ``started_at``.
+    ``tz`` is the site's time zone. ``references`` cites the first record by its ``ts``,
+    which every record carries as ``opened_at``.
 
-    Raises ``ValueError`` for a ``sender`` CAP cannot carry, a zone that is not the incident's,
-    or a ``first_sent_ms`` that contradicts the first record itself.
+    Raises ``ValueError`` for a ``sender`` CAP cannot carry or a zone that is not the
+    incident's.
     """
     if not sender or _NOT_CAP_ID.search(sender):
         raise ValueError(f"CAP sender {sender!r}: no spaces, commas, '<' or '&'")
     if zone.id != incident.zone_id:
         raise ValueError(f"zone {zone.id!r} is not the incident's zone {incident.zone_id!r}")
-    first_sent = incident.started_at if first_sent_ms is None else first_sent_ms
-    if incident.seq <= 1 and first_sent_ms is not None:
-        if cap_time(first_sent_ms, tz) != cap_time(incident.ts, tz):
-            raise ValueError(f"first_sent_ms {first_sent_ms} is not the first record's ts")
+    first_sent = incident.opened_at
 
     over = incident.state in _OVER
     msg_type = cap_msg_type(incident)
@@ -194,9 +189,7 @@ def cap_message(
     return ET.tostring(alert, encoding="utf-8", xml_declaration=True, default_namespace=CAP_NS)
 
 
-def cap_message_for_site(
-    incident: IncidentAlert, site: Site, *, exercise: bool, first_sent_ms: int | None = None
-) -> bytes:
+def cap_message_for_site(incident: IncidentAlert, site: Site, *, exercise: bool) -> bytes:
     """:func:`cap_message` with what the site file says: the incident's zone, the sender
     (:func:`default_sender`), the site's name and time zone; ``exercise`` (the setting, or
     simulated data) makes the status ``Exercise``."""
@@ -207,7 +200,6 @@ def cap_message_for_site(
         sender_name=f"crowdsafe, {site.site.name}",
         tz=site.site.timezone,
         status="Exercise" if exercise else "Actual",
-        first_sent_ms=first_sent_ms,
     )
 
 

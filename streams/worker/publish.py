@@ -8,6 +8,7 @@ import time
 import faust
 import msgspec
 
+from streams.dispatch.cap import cap_message_for_site
 from streams.ops.partitioning import partition_of
 from streams.schema.incident import Dispatch
 from streams.schema.intake import MAX_MESSAGE_BYTES
@@ -125,8 +126,9 @@ class Publisher:
             w.view.add_alert(alert)
 
     async def publish_incidents(self, zone_id: str, changes) -> None:
-        """Incident records (streams.incidents.engine.Changes) to ``crowd.alerts`` and to each
-        route they were sent to; audit records to ``crowd.audit``."""
+        """Incident records (streams.incidents.engine.Changes) to ``crowd.alerts``, to each
+        route they were sent to and, when sent anywhere, as CAP 1.2 to ``crowd.alerts.cap``;
+        audit records to ``crowd.audit``."""
         w, metrics, key = self.w, self.w.metrics, zone_id.encode()
         for record in changes.records:
             metrics.incident_transitions.labels(
@@ -141,6 +143,8 @@ class Publisher:
                     topic = w.topics.dispatch[route]
                     self._pending.append(await topic.send(key=key, value=to_json(dispatch)))
                     metrics.routed.labels(route).inc()
+                cap = cap_message_for_site(record, w.site, exercise=w.settings.exercise)
+                self._pending.append(await w.topics.cap.send(key=key, value=cap))
         for audit in changes.audits:
             self._pending.append(await w.topics.audit.send(key=key, value=to_json(audit)))
 

@@ -22,6 +22,8 @@ from streams.dispatch.cap import (
     cap_time,
 )
 from streams.edge.simulator import Simulator
+from streams.incidents.book import ZoneBook
+from streams.incidents.engine import IncidentEngine
 from streams.schema.incident import IncidentAlert, Member
 from streams.schema.payloads import Reading
 from streams.zone.processor import ZoneProcessor
@@ -62,6 +64,7 @@ def incident(**changes) -> IncidentAlert:
         tier="grid",
         ts=T0,
         started_at=T0,
+        opened_at=T0,
         alert_id=f"entrance-east/density/{T0}",
         members=[member()],
         acknowledged_by=None,
@@ -97,10 +100,8 @@ def text(root: etree._Element, path: str) -> str | None:
     return root.findtext(path, namespaces=NS)
 
 
-def message(record: IncidentAlert, *, exercise=False, first_sent_ms=None) -> etree._Element:
-    return validate(
-        cap_message_for_site(record, SITE, exercise=exercise, first_sent_ms=first_sent_ms)
-    )
+def message(record: IncidentAlert, *, exercise=False) -> etree._Element:
+    return validate(cap_message_for_site(record, SITE, exercise=exercise))
 
 
 def test_a_raised_critical_crowd_incident_is_an_alert():
@@ -176,14 +177,12 @@ def test_later_records_are_updates_then_a_cancel_referencing_the_first_message()
 
 def test_the_first_message_sent_time_is_cited_when_it_differs_from_started_at():
     # An anomaly is raised after being held 60 s above its threshold: the first record's ts
-    # (its sent) is later than the incident's started_at, so the caller passes it.
+    # (its sent, and every later record's opened_at) is later than the incident's started_at.
     raised_at = T0 + 60_000
-    first = message(incident(ts=raised_at), first_sent_ms=raised_at)
-    later = message(incident(seq=2, ts=T0 + 120_000), first_sent_ms=raised_at)
+    first = message(incident(ts=raised_at, opened_at=raised_at))
+    later = message(incident(seq=2, ts=T0 + 120_000, opened_at=raised_at))
     assert text(later, "cap:references").endswith("," + text(first, "cap:sent"))
     assert text(first, "cap:sent") == "2025-11-25T17:31:00+08:00"
-    with pytest.raises(ValueError, match="first record"):
-        cap_message_for_site(incident(ts=raised_at), SITE, exercise=False, first_sent_ms=T0)
 
 
 def test_a_forecast_only_incident_is_likely_and_a_warning_is_expected_and_moderate():
@@ -295,51 +294,20 @@ def test_cap_time_and_polygon():
 
 
 def _incidents_of_a_surge() -> list[IncidentAlert]:
-    """The crowd alerts of a simulated surge grouped into one incident per zone, as the
-    incident engine does in the simplest case (no acknowledgement, no tiers)."""
+    """The crowd incident records of a simulated surge, from the real incident engine."""
     sim = Simulator(SITE, "surge", start_ms=T0)
-    p, states, alerts = ZoneProcessor(SITE), {}, []
+    p, engine, states, books = ZoneProcessor(SITE), IncidentEngine(SITE), {}, {}
+    records: list[IncidentAlert] = []
     for ts, rs in sim.ticks():
         if ts - sim.start_ms > sim.length_s * 1000:
             break
         for r in rs:
-            out = p.apply(r["zone_id"], states.get(r["zone_id"]), [msgspec.convert(r, Reading)])
-            states[r["zone_id"]] = out.state
-            alerts += [a for a in out.alerts if a.kind in ("density", "forecast", "anomaly")]
-    records: list[IncidentAlert] = []
-    open_: dict[str, IncidentAlert | None] = {}
-    for a in alerts:
-        prev = open_.get(a.zone_id)
-        members = {m.alert_id: m for m in (prev.members if prev else [])}
-        fields = {f: getattr(a, f) for f in Member.__struct_fields__}
-        members[a.alert_id] = Member(**fields)
-        standing = [m for m in members.values() if m.state != "cleared"]
-        severity = "critical" if any(m.severity == "critical" for m in standing) else "warning"
-        if prev is None:
-            transition = "raised"
-        elif not standing:
-            transition = "cleared"
-        elif severity == "critical" and prev.severity == "warning":
-            transition = "severity-up"
-        else:
-            transition = "updated"
-        rec = incident(
-            incident_id=f"{a.zone_id}/crowd/{prev.started_at if prev else a.started_at}",
-            seq=prev.seq + 1 if prev else 1,
-            zone_id=a.zone_id,
-            zone_name=a.zone_name,
-            transition=transition,
-            state="cleared" if not standing else "open",
-            severity=prev.severity if not standing else severity,
-            ts=a.ts,
-            started_at=prev.started_at if prev else a.started_at,
-            alert_id=a.alert_id,
-            members=list(members.values()),
-            density=a.value if a.kind == "density" else None,
-            message=a.message,
-        )
-        records.append(rec)
-        open_[a.zone_id] = None if not standing else rec
+            zone = r["zone_id"]
+            out = p.apply(zone, states.get(zone), [msgspec.convert(r, Reading)])
+            states[zone] = out.state
+            book = books.setdefault(zone, ZoneBook())
+            changes = engine.on_alerts(book, zone, out.alerts, out.zone_state, now_ms=ts)
+            records += [c for c in changes.records if c.category == "crowd"]
     return records
 
 
