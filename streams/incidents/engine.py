@@ -147,7 +147,6 @@ class IncidentEngine:
                 members={alert.alert_id: member},
                 blind=book.blind,
             )
-            inc.silenced_by = self._silence_for(book, inc, now_ms)
             book.incidents[inc.incident_id] = inc
             self._emit(book, zone, inc, "raised", alert.ts, now_ms, out, alert.alert_id)
             return
@@ -314,6 +313,8 @@ class IncidentEngine:
         out: Changes,
         alert_id: str | None = None,
     ) -> None:
+        if transition not in ("silenced", "unsilenced"):  # those set it themselves
+            inc.silenced_by = self._silence_for(book, inc, now_ms)
         inc.seq += 1
         inc.last_ts = max(inc.last_ts, ts)
         if inc.seq == 1:
