@@ -66,6 +66,11 @@ class Sandbox:
             "CROWDSAFE_ZONE_STATE_TOPIC": f"t-{suffix}.zone-state",
             "CROWDSAFE_ALERTS_TOPIC": f"t-{suffix}.alerts",
             "CROWDSAFE_DEADLETTER_TOPIC": f"t-{suffix}.deadletter",
+            "CROWDSAFE_ACKS_TOPIC": f"t-{suffix}.alerts.ack",
+            "CROWDSAFE_SILENCES_TOPIC": f"t-{suffix}.silences",
+            "CROWDSAFE_AUDIT_TOPIC": f"t-{suffix}.audit",
+            "CROWDSAFE_CAP_TOPIC": f"t-{suffix}.alerts.cap",
+            "CROWDSAFE_DISPATCH_TOPIC_PREFIX": f"t-{suffix}.dispatch.",
             "CROWDSAFE_STATE_DIR": str(tmp / "state"),
             "CROWDSAFE_WEB_PORT": str(self.web_port),
             "CROWDSAFE_TOPIC_PARTITIONS": "2",
@@ -79,6 +84,10 @@ class Sandbox:
         self.starts = 0
 
     def topic(self, name: str) -> str:
+        """This sandbox's name of topic ``name`` (``alerts``, ``acks``, ``audit``...), or of a
+        route's topic (``dispatch.police``)."""
+        if name.startswith("dispatch."):
+            return self.env["CROWDSAFE_DISPATCH_TOPIC_PREFIX"] + name.removeprefix("dispatch.")
         return self.env[f"CROWDSAFE_{name.upper().replace('-', '_')}_TOPIC"]
 
     def cli(
