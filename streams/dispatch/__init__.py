@@ -1,0 +1,1 @@
+"""Delivery of routed incident transitions beyond their Kafka topics: webhooks."""
