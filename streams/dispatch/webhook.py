@@ -189,7 +189,7 @@ def _ids(body: bytes) -> tuple[str | None, str | None]:
     """The ``incident_id`` and ``zone_id`` of a JSON body, where it has them."""
     try:
         doc = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON (or nested too deep to read): no ids
         return None, None
     if not isinstance(doc, dict):
         return None, None

@@ -15,7 +15,13 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from streams.config.incidents import Route
-from streams.dispatch.webhook import MAX_BACKOFF_S, backoff_delay, deliver_event, post_json
+from streams.dispatch.webhook import (
+    MAX_BACKOFF_S,
+    _ids,
+    backoff_delay,
+    deliver_event,
+    post_json,
+)
 from streams.testing import free_port
 from streams.worker.metrics import WorkerMetrics
 
@@ -185,6 +191,11 @@ def test_deliver_event_audits_and_dead_letters(status):
     assert (dead["topic"], dead["partition"], dead["offset"]) == ("crowd.dispatch.cad", 1, 7)
     assert base64.b64decode(dead["value_b64"]) == BODY
     assert count(w, "crowdsafe_webhook_deliveries_total", route="cad", outcome="failed") == 1
+
+
+def test_ids_of_a_body_that_is_not_an_object_are_none():
+    for body in (b"[1]", b"not json", b"[" * 100_000, b'{"incident_id": 3}'):
+        assert _ids(body) == (None, None)
 
 
 def test_an_empty_message_is_dead_lettered_without_a_post():
