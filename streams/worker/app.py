@@ -90,10 +90,12 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     )
     worker.metrics.watch_health(worker.health)
     # Imported here, not at module level: each registers on this app only.
+    from streams.dispatch.webhook import register_webhooks
     from streams.worker.agent import register_agent
     from streams.worker.views import register_views
 
     register_agent(worker)
+    register_webhooks(worker)
     register_views(worker)
     return worker
 

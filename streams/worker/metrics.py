@@ -103,6 +103,20 @@ class WorkerMetrics:
             buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
             registry=r,
         )
+        # webhooks (streams/dispatch/webhook.py): labelled by route id, a handful per site
+        self.webhook_deliveries = Counter(
+            "crowdsafe_webhook_deliveries_total",
+            "Route messages POSTed to the route's webhook, by outcome (delivered, failed: "
+            "dead-lettered after every attempt)",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.webhook_retries = Counter(
+            "crowdsafe_webhook_retries_total",
+            "Webhook POSTs retried after a connection error, a timeout, HTTP 5xx or 429",
+            ["route"],
+            registry=r,
+        )
 
     def watch_health(self, health) -> None:
         """Export the agent's health (streams.worker.health.Health), read at scrape time."""

@@ -7,6 +7,7 @@ import time
 
 import faust
 import msgspec
+from faust.types import FutureMessage
 
 from streams.dispatch.cap import cap_message_for_site
 from streams.ops.partitioning import partition_of
@@ -28,6 +29,36 @@ MAX_DEAD_LETTER_VALUE = 512 * 1024
 MAX_DEAD_LETTER_KEY = 1000
 
 
+async def send_dead_letter(
+    w, event: faust.EventT, reason: str, value: bytes | None = None
+) -> FutureMessage:
+    """Send a dead letter of ``event``'s message, from any topic (or of ``value``, one reading
+    of it), with its reason, to ``crowd.deadletter``; the send's future (await it before the
+    message's offset may be committed). ``w``: streams.worker.app.WorkerApp.
+
+    A dead letter always fits: the original bytes are cut to :data:`MAX_DEAD_LETTER_VALUE`
+    (base64 makes them a third larger, and the producer refuses records over 1 MB), and the
+    record says so; the key to :data:`MAX_DEAD_LETTER_KEY`.
+    """
+    msg = event.message
+    original = (msg.value or b"") if value is None else value
+    kept = original[:MAX_DEAD_LETTER_VALUE]
+    key = msg.key[:MAX_DEAD_LETTER_KEY] if msg.key else msg.key
+    record = DeadLetter(
+        v=SCHEMA_VERSION,
+        reason=reason[:1000],
+        topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        key_b64=base64.b64encode(key).decode() if key else None,
+        value_b64=base64.b64encode(kept).decode(),
+        received_at=int(time.time() * 1000),
+        value_bytes=len(original),
+        truncated=len(kept) < len(original),
+    )
+    return await w.topics.deadletter.send(key=key, value=to_json(record))
+
+
 class Publisher:
     def __init__(self, w) -> None:  # w: streams.worker.app.WorkerApp
         self.w = w
@@ -40,32 +71,11 @@ class Publisher:
     async def dead_letter(
         self, event: faust.EventT, reason: str, code: str, value: bytes | None = None
     ) -> None:
-        """Dead-letter ``event``'s message (or ``value``, one reading of it) with its reason.
-
-        A dead letter always fits: the original bytes are cut to :data:`MAX_DEAD_LETTER_VALUE`
-        (base64 makes them a third larger, and the producer refuses records over 1 MB), and the
-        record says so; the key to :data:`MAX_DEAD_LETTER_KEY`. Confirmed by :meth:`delivered`
-        before the batch is committed.
-        """
-        msg = event.message
-        original = (msg.value or b"") if value is None else value
-        kept = original[:MAX_DEAD_LETTER_VALUE]
-        key = msg.key[:MAX_DEAD_LETTER_KEY] if msg.key else msg.key
-        record = DeadLetter(
-            v=SCHEMA_VERSION,
-            reason=reason[:1000],
-            topic=msg.topic,
-            partition=msg.partition,
-            offset=msg.offset,
-            key_b64=base64.b64encode(key).decode() if key else None,
-            value_b64=base64.b64encode(kept).decode(),
-            received_at=int(time.time() * 1000),
-            value_bytes=len(original),
-            truncated=len(kept) < len(original),
-        )
+        """Dead-letter ``event``'s message (or ``value``, one reading of it) with its reason
+        (:func:`send_dead_letter`), counted by ``code``. Confirmed by :meth:`delivered` before
+        the batch is committed."""
         self.w.metrics.rejected.labels(code).inc()
-        fut = await self.w.topics.deadletter.send(key=key, value=to_json(record))
-        self._pending.append(fut)
+        self._pending.append(await send_dead_letter(self.w, event, reason, value))
 
     async def dead_letter_reading(self, event: faust.EventT, rejection) -> None:
         """One reading of a message refused by the event-time policy (streams/zone/clock.py)."""
