@@ -67,7 +67,8 @@ def dispatch(route: str, zone: str, seq: int) -> bytes:
         v=2, incident_id=f"{zone}/crowd/{now - 60_000}", seq=seq, zone_id=zone, zone_name=zone,
         category="crowd", transition="raised" if seq == 1 else "severity-up", state="open",
         severity="warning" if seq == 1 else "critical", tier="grid", ts=now,
-        started_at=now - 60_000, alert_id=None, members=[], acknowledged_by=None,
+        started_at=now - 60_000, opened_at=now - 60_000, alert_id=None, members=[],
+        acknowledged_by=None,
         acknowledged_at=None, resolved_by=None, note=None, blind=False, silenced_by=None,
         routes=[route], held=None, density=4.2, minutes_to_critical=3.5,
         message=f"{zone}: test transition {seq}", route=route,
@@ -80,7 +81,6 @@ def hooked(kafka_bootstrap: str, tmp_path_factory) -> Iterator[tuple[Sandbox, Re
     tmp: Path = tmp_path_factory.mktemp("webhook")
     ok, failing = Receiver(200), Receiver(500)
     box = Sandbox(kafka_bootstrap, tmp)
-    prefix = box.env["CROWDSAFE_READINGS_TOPIC"].removesuffix(".readings")
     site = tmp / "site.toml"
     site.write_text(
         bundled_site("guangzhou-station.toml").read_text()
@@ -88,14 +88,7 @@ def hooked(kafka_bootstrap: str, tmp_path_factory) -> Iterator[tuple[Sandbox, Re
         + f'\n[[routes]]\nid = "radio"\nwebhook = "{failing.url}"\ntimeout_s = 5\n'
         + f"max_attempts = {MAX_ATTEMPTS}\nbackoff_s = 0.05\n"
     )
-    box.env.update(
-        CROWDSAFE_SITE=str(site),
-        CROWDSAFE_ACKS_TOPIC=f"{prefix}.ack",
-        CROWDSAFE_SILENCES_TOPIC=f"{prefix}.silences",
-        CROWDSAFE_AUDIT_TOPIC=f"{prefix}.audit",
-        CROWDSAFE_CAP_TOPIC=f"{prefix}.cap",
-        CROWDSAFE_DISPATCH_TOPIC_PREFIX=f"{prefix}.dispatch.",
-    )
+    box.env.update(CROWDSAFE_SITE=str(site))  # the sandbox has its own topics
     box.ensure_topics()  # the route topics too: the site is the settings'
     try:
         box.start_worker()
