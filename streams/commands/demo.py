@@ -36,9 +36,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _spawn(name: str, args: list[str], log_dir: Path | None = None) -> subprocess.Popen:
+def _spawn(
+    name: str, args: list[str], log_dir: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.Popen:
     out = open(log_dir / f"{name}.log", "w") if log_dir else None  # noqa: SIM115
-    return procs.spawn([sys.executable, "-m", "streams.cli", *args], log=out)
+    return procs.spawn([sys.executable, "-m", "streams.cli", *args], log=out, env=env)
 
 
 def _wait_for_page(url: str, worker: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -72,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
             broker = config
     children: dict[str, subprocess.Popen] = {}
     try:
-        worker = children["worker"] = _spawn("worker", ["worker"], log_dir)
+        # Simulated data: its CAP messages say Exercise, never Actual.
+        exercise = {**os.environ, "CROWDSAFE_EXERCISE": "1"}
+        worker = children["worker"] = _spawn("worker", ["worker"], log_dir, env=exercise)
         url = f"http://127.0.0.1:{settings.web_port}/"
         print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
         _wait_for_page(url, worker)

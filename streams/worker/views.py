@@ -66,6 +66,16 @@ def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
             recent = reversed(w.view.alerts[-limit:])
             return self.json({"alerts": [msgspec.to_builtins(a) for a in recent]})
 
+    @app.page("/api/incidents")
+    class Incidents(View):
+        """The open incidents of the zones this worker holds: the newest record of each one not
+        resolved (crowd.alerts version 2), most severe and newest first."""
+
+        async def get(self, request: Request) -> Response:
+            rank = {"critical": 0, "warning": 1}
+            records = sorted(w.view.incidents.values(), key=lambda r: (rank[r.severity], -r.ts))
+            return self.json({"incidents": [msgspec.to_builtins(r) for r in records]})
+
     @app.page("/health")
     class HealthView(View):
         """200 while the processing agent runs, 503 when it has stopped (for probes)."""

@@ -204,3 +204,14 @@ def test_a_valid_silence_is_audited_and_a_critical_density_incident_stays_routed
     records = crowd_records(surge, lambda rs: len(rs) >= 1)
     # the incident holds a critical density alert: never silenced, so no "silenced" transition
     assert "silenced" not in [r["transition"] for r in records]
+
+
+def test_the_worker_serves_its_open_incidents(surge):
+    import urllib.request
+
+    records = crowd_records(surge, lambda rs: len(rs) >= 1)
+    url = f"http://127.0.0.1:{surge.web_port}/api/incidents"
+    body = json.loads(urllib.request.urlopen(url, timeout=10).read())
+    (crowd,) = [i for i in body["incidents"] if i["incident_id"] == records[0]["incident_id"]]
+    assert crowd["state"] in ("open", "acknowledged") and crowd["severity"] == "critical"
+    assert crowd["seq"] >= records[0]["seq"]
