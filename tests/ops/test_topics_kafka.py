@@ -25,9 +25,14 @@ def retention_ms(bootstrap: str, topic: str) -> str | None:
 
 
 def test_alerts_get_long_retention_when_created_and_when_found(pipeline, kafka_bootstrap):
-    alerts = pipeline.topic("alerts")
     days = 400  # the default CROWDSAFE_ALERTS_RETENTION_DAYS
-    assert str(retention_ms(kafka_bootstrap, alerts)) == str(days * 86_400_000)
+    # the record of what happened: alerts, acknowledgements, audit, CAP and every route
+    kept = ("alerts", "acks", "audit", "cap", "dispatch.police", "dispatch.maintenance")
+    for name in kept:
+        topic = pipeline.topic(name)
+        assert str(retention_ms(kafka_bootstrap, topic)) == str(days * 86_400_000), topic
+    # the inputs that are not a record keep the broker's default
+    assert retention_ms(kafka_bootstrap, pipeline.topic("readings")) is None
     # A topic that exists with the broker's default (24 h on the local broker) is corrected.
     old = f"t-{uuid.uuid4().hex[:8]}.alerts"
     ensure_topics(kafka_bootstrap, {old: 1})

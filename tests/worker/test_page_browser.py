@@ -375,7 +375,7 @@ def dom_when(url: str, ready: Callable[[Node], bool], timeout: float = 60) -> No
 def test_real_worker_surge_shows_on_the_page(pipeline, tmp_path):
     pipeline.start_worker()
     pipeline.simulate_surge_until_now()
-    pipeline.read("alerts", until=lambda a: any(x["state"] == "escalated" for x in a), timeout=90)
+    pipeline.read("alerts", until=lambda a: any(x["severity"] == "critical" for x in a), timeout=90)
     url = f"http://127.0.0.1:{pipeline.web_port}/"
     from streams.config.settings import Settings
     from streams.config.site import load_site
