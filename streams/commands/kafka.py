@@ -31,7 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("worker", "the stream worker"),
         ("edge", "cameras, gates, sensors, simulate, replay"),
         ("dispatch", "dispatch feeds (groups dispatch*)"),
-        ("operator", "operators (write --operator-topic)"),
+        ("operator", "operators: acknowledge, resolve, silence (and write any --operator-topic)"),
     ]:
         acls.add_argument(f"--{role}", action="append", default=[], metavar="USER", help=what)
     acls.add_argument("--operator-topic", action="append", default=[], metavar="TOPIC")

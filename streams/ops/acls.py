@@ -4,19 +4,23 @@ denies whatever no ACL allows (``allow.everyone.if.no.acl.found=false``).
 =============  ==========================================================================
 principal      may
 =============  ==========================================================================
-worker         read ``crowd.readings`` and its ticks; write ``crowd.zone-state``,
-               ``crowd.alerts``, ``crowd.deadletter``, its ticks and ``crowd.readings``
-               (it re-routes a reading found in the wrong partition); create, read and write
-               the Faust internal topics (``{app_id}-`` prefixed: table changelogs, the
-               assignor's leader topic); consume in group ``{app_id}``
+worker         read ``crowd.readings``, its ticks, ``crowd.alerts.ack``, ``crowd.silences``
+               and the routes (``crowd.dispatch.*``: its webhook agents); write
+               ``crowd.zone-state``, ``crowd.alerts``, ``crowd.deadletter``, ``crowd.audit``,
+               ``crowd.alerts.cap``, the routes, its ticks, and ``crowd.readings``, the acks
+               and silences (it re-routes a message found in the wrong partition); create,
+               read and write the Faust internal topics (``{app_id}-`` prefixed: table
+               changelogs, the assignor's leader topic); consume in group ``{app_id}``
 edge           write ``crowd.readings`` (cameras, gates, sensors, ``simulate``, ``replay``)
-dispatch       read ``crowd.alerts`` in consumer groups named ``dispatch*``
-operator       write the topics passed as ``operator_topics`` (acknowledgements, silences:
-               not part of crowdsafe yet, so the caller names them)
+dispatch       read ``crowd.alerts``, ``crowd.audit`` and the routes, in consumer groups
+               named ``dispatch*``; write ``crowd.alerts.ack`` (acknowledge, resolve)
+operator       write ``crowd.alerts.ack`` and ``crowd.silences`` (supervisors), and any
+               ``operator_topics`` named by the caller; read ``crowd.alerts``, ``crowd.audit``
 =============  ==========================================================================
 
-Nobody but the worker (and super users) can write an alert or a zone state: a forged
-``cleared`` alert from an edge box is refused by the broker. Topics are created by the admin
+Nobody but the worker (and super users) can write an alert, a zone state, an audit record or a
+route's record: a forged ``cleared`` alert from an edge box is refused by the broker. Nobody but
+an operator silences. Topics are created by the admin
 (``crowdsafe kafka acls`` does, as ``crowdsafe kafka up`` does locally); the worker only checks
 them, so it has no right to create the app's topics, nor to change their configs.
 
@@ -54,7 +58,7 @@ class Principals:
     edges: Sequence[str] = ()
     dispatchers: Sequence[str] = ()
     operators: Sequence[str] = ()
-    # Topics the operators write (acknowledgements, silences), named by the caller.
+    # More topics the operators write, named by the caller (acks and silences are always).
     operator_topics: Sequence[str] = ()
     # Consumer groups of the dispatchers: every group whose name starts with this.
     dispatch_group_prefix: str = "dispatch"
@@ -88,14 +92,18 @@ def app_acls(settings: Settings, principals: Principals) -> list[ACL]:
     [('DESCRIBE', 'crowd.readings'), ('WRITE', 'crowd.readings')]
     """
     s = settings
+    routes = s.dispatch_topic_prefix  # every route's topic: a prefixed resource
+    kept = (s.alerts_topic, s.acks_topic, s.audit_topic, s.cap_topic)
     out: list[ACL] = []
     for p in principals.workers:
-        out += _topic(p, READ, s.readings_topic)
+        out += _topic(p, READ, s.readings_topic, s.acks_topic, s.silences_topic)
         out += _topic(p, (Op.WRITE, Op.READ, Op.DESCRIBE), s.ticks_topic)
-        out += _topic(p, (Op.WRITE,), s.readings_topic)
-        out += _topic(p, WRITE, s.zone_state_topic, s.alerts_topic, s.deadletter_topic)
-        # ensure_app_topics at start-up compares the alerts topic's retention with settings.
-        out += _topic(p, (Op.DESCRIBE_CONFIGS,), s.alerts_topic)
+        out += _topic(p, (Op.WRITE,), s.readings_topic, s.acks_topic, s.silences_topic)
+        outputs = (s.zone_state_topic, s.alerts_topic, s.deadletter_topic, s.audit_topic)
+        out += _topic(p, WRITE, *outputs, s.cap_topic)
+        out += _prefixed(p, (Op.READ, Op.WRITE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS), routes)
+        # ensure_app_topics at start-up compares the record topics' retention with settings.
+        out += _topic(p, (Op.DESCRIBE_CONFIGS,), *kept)
         out += [
             _acl(p, op, ResourceType.TOPIC, f"{s.app_id}-", prefixed=True)
             for op in (Op.CREATE, Op.READ, Op.WRITE, Op.DESCRIBE, Op.DESCRIBE_CONFIGS)
@@ -104,14 +112,21 @@ def app_acls(settings: Settings, principals: Principals) -> list[ACL]:
     for p in principals.edges:
         out += _topic(p, WRITE, s.readings_topic)
     for p in principals.dispatchers:
-        out += _topic(p, READ, s.alerts_topic)
+        out += _topic(p, READ, s.alerts_topic, s.audit_topic)
+        out += _prefixed(p, READ, routes)
+        out += _topic(p, WRITE, s.acks_topic)
         out += [
             _acl(p, op, ResourceType.GROUP, principals.dispatch_group_prefix, prefixed=True)
             for op in READ
         ]
     for p in principals.operators:
-        out += _topic(p, WRITE, *principals.operator_topics)
+        out += _topic(p, WRITE, s.acks_topic, s.silences_topic, *principals.operator_topics)
+        out += _topic(p, READ, s.alerts_topic, s.audit_topic)
     return out
+
+
+def _prefixed(principal: str, ops: Iterable[ACLOperation], prefix: str) -> list[ACL]:
+    return [_acl(principal, op, ResourceType.TOPIC, prefix, prefixed=True) for op in ops]
 
 
 class AclError(RuntimeError):
