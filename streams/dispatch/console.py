@@ -4,7 +4,8 @@ short handles, de-duplication, filters, and the text of one transition in 80 col
 Records are incident transitions (:class:`~streams.schema.incident.IncidentAlert`, or a
 route's :class:`~streams.schema.incident.Dispatch`). A console rebuilds the open incidents from
 a topic alone: the newest record per incident (highest ``seq``), resolved ones dropped. A record
-delivered twice (at-least-once) has the same ``(incident_id, transition, ts)`` and is shown once.
+delivered twice (at-least-once) has the same ``(incident_id, transition, ts, seq)`` and is shown
+once.
 """
 
 from __future__ import annotations
@@ -49,8 +50,11 @@ def decode(raw: bytes | str) -> IncidentAlert:
         raise Unreadable(str(exc)) from None
 
 
-def dedup_key(rec: IncidentAlert) -> tuple[str, str, int]:
-    return (rec.incident_id, rec.transition, rec.ts)
+def dedup_key(rec: IncidentAlert) -> tuple[str, str, int, int]:
+    """A redelivered record has the same incident, transition and time; ``seq`` is in the key
+    too, as two members of one incident may change at one reading (two ``updated`` records,
+    same ``ts``, different ``seq``): both are real."""
+    return (rec.incident_id, rec.transition, rec.ts, rec.seq)
 
 
 def zone_of(incident_id: str) -> str:
@@ -265,7 +269,7 @@ def format_details(rec: IncidentAlert, handle: int, tz: tzinfo = UTC) -> str:
 def summary_header(count: int, tz: tzinfo, tz_name: str, now_ms: int, what: str) -> str:
     """The line above a new console's summary of open incidents."""
     n = "no open incidents" if count == 0 else f"{count} open incident(s)"
-    return f"== {what}: {n} at {local_time(now_ms, tz)} ({tz_name}) =="
+    return _clip(f"== {what}: {n} at {local_time(now_ms, tz)} ({tz_name})", WIDTH)
 
 
 HELP = """commands:

@@ -98,6 +98,12 @@ def test_a_console_shows_each_record_once_and_numbers_incidents():
     assert shown == records
     again = incident("main-square", 1_746_093_600_000, 2, "severity-up")  # same key, new object
     assert not box.accept(again)
+    # two members changed at one reading: two records, same transition and time, both shown
+    first = incident("underpass", seq=1, ts=1_746_093_600_000)
+    one = incident("underpass", seq=2, transition="updated", ts=1_746_093_660_000)
+    two = incident("underpass", seq=3, transition="updated", ts=1_746_093_660_000)
+    assert box.accept(first) and box.accept(one) and box.accept(two) and not box.accept(two)
+    assert box.lookup(first.incident_id).seq == 3
     lines = [box.line(r) for r in shown]
     assert all(line.startswith("#1 ") for line in lines[:4])
     assert all(line.startswith("#2 ") for line in lines[4:])
