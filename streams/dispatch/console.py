@@ -11,6 +11,7 @@ once.
 from __future__ import annotations
 
 import json
+import textwrap
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -172,6 +173,13 @@ def duration(ms: int) -> str:
     return f"{d}d{h:02d}h"
 
 
+def forecast(minutes: float) -> str:
+    """``critical in 4 min``; ``critical now`` once there."""
+    if minutes <= 0:
+        return "critical now"
+    return "critical in <1 min" if minutes < 1 else f"critical in {minutes:.0f} min"
+
+
 def _clip(text: str, width: int) -> str:
     if width <= 0:
         return ""
@@ -204,7 +212,7 @@ def format_transition(
     if rec.density is not None:
         facts.append(f"{rec.density:.2f} p/m²")
     if rec.minutes_to_critical is not None and rec.state not in ("cleared", "resolved"):
-        facts.append(f"critical in {rec.minutes_to_critical:.0f} min")
+        facts.append(forecast(rec.minutes_to_critical))
     facts.append(f"open {duration((now_ms if now_ms is not None else rec.ts) - rec.started_at)}")
     if rec.blind:
         facts.append("BLIND")
@@ -252,17 +260,27 @@ def format_details(rec: IncidentAlert, handle: int, tz: tzinfo = UTC) -> str:
         ("silenced by", rec.silenced_by or "-"),
         ("held", rec.held or "-"),
         ("routes", ", ".join(rec.routes) or "-"),
-        ("message", rec.message),
     ]
-    lines = [f"{k + ':':<14}{v}" for k, v in rows]
+    rows.append(("message", rec.message))
+    lines = [
+        line
+        for k, v in rows
+        for line in textwrap.wrap(
+            str(v), WIDTH, initial_indent=f"{k + ':':<14}", subsequent_indent=" " * 14
+        )
+    ]
     lines.append(f"members ({len(rec.members)}):")
     for m in rec.members:
         value = f"{m.value:.2f}" if m.value is not None else "-"
-        lines.append(
-            f"  {m.kind:<14} {m.severity:<8} {m.state:<9} {value} (threshold {m.threshold:g})"
-            f"  since {when(m.started_at)}"
+        head = f"  {m.kind:<14} {m.severity:<8} {m.state:<9} {value}/{m.threshold:g}"
+        lines.append(_clip(f"{head}  since {when(m.started_at)}", WIDTH))
+        lines += textwrap.wrap(
+            f"{m.message}  [{m.alert_id}]",
+            WIDTH,
+            initial_indent="    ",
+            subsequent_indent="    ",
+            break_on_hyphens=False,
         )
-        lines.append(f"    {m.message}  [{m.alert_id}]")
     return "\n".join(lines)
 
 

@@ -3,9 +3,9 @@ records (who, what, when, why) and ``crowd.alerts`` transitions, windowed and wr
 or JSON (``crowdsafe incidents export``); plus the time and duration arguments of
 ``crowdsafe incidents``.
 
-The audit trail is the primary source; a transition on ``crowd.alerts`` the audit does not
-hold (same incident and time) is added from there, so an export is complete even if the audit
-topic started later than the alerts topic. A record delivered twice appears once.
+The audit trail is the primary source; an incident the audit does not tell (its transitions
+are not there: the audit topic started later, or was lost) is told from ``crowd.alerts``, so an
+export is complete either way. A record delivered twice appears once.
 """
 
 from __future__ import annotations
@@ -138,10 +138,12 @@ def timeline(
     end_ms: int | None = None,
 ) -> dict[str, list[Event]]:
     """Events by incident id ("" for none), each list in time order, incidents by their first
-    event; only events with ``start_ms <= ts < end_ms``; duplicates dropped."""
+    event; only events with ``start_ms <= ts < end_ms``; duplicates dropped. An incident whose
+    transitions the audit holds is told by the audit alone (its ``ts`` are the worker's clock,
+    the alerts' the readings' event time: they do not pair up); ``alerts`` tell the others."""
     events = list(dict.fromkeys(audit))
-    covered = {(e.incident_id, e.ts) for e in events if e.action == "transition"}
-    events += [e for e in dict.fromkeys(alerts) if (e.incident_id, e.ts) not in covered]
+    covered = {e.incident_id for e in events if e.action == "transition"}
+    events += [e for e in dict.fromkeys(alerts) if e.incident_id not in covered]
     events = [
         e
         for e in events

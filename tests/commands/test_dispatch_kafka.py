@@ -270,26 +270,33 @@ def test_incidents_commands_ack_silence_list_and_export(box, tmp_path):
     out = box.cli("incidents", "export", "--out", str(csv_out))
     assert out.returncode == 0, out.stderr
     rows = list(csv.DictReader(io.StringIO(csv_out.read_text())))
-    square = [r for r in rows if r["incident_id"] == f"main-square/crowd/{T0}"]
-    assert [(r["action"], r["source"], r["actor"]) for r in square] == [
-        ("transition", "audit", "crowdsafe"),  # raised: from the audit, not again from alerts
-        ("route", "audit", "crowdsafe"),
-        ("transition", "alerts", "li.wei"),  # acknowledged (crowd.alerts)
-        ("acknowledge", "audit", "li.wei"),  # once, though delivered twice
-        ("transition", "alerts", "crowdsafe"),  # cleared
-        ("transition", "alerts", "li.wei"),  # resolved
+    by_incident: dict[str, list] = {}
+    for r in rows:
+        by_incident.setdefault(r["incident_id"], []).append(
+            (r["time"][11:16], r["action"], r["actor"], r["source"])
+        )
+    assert by_incident[f"main-square/crowd/{T0}"] == [  # told by the audit
+        ("18:00", "transition", "crowdsafe", "audit"),
+        ("18:00", "route", "crowdsafe", "audit"),
+        ("18:01", "acknowledge", "li.wei", "audit"),  # once, though delivered twice
     ]
-    assert square[0]["time"] == "2025-05-01 18:00:00 CST"
+    assert by_incident[f"east-plaza/crowd/{T0 + 5 * MIN}"] == [  # by crowd.alerts alone
+        ("18:05", "transition", "crowdsafe", "alerts"),
+        ("18:06", "transition", "chen", "alerts"),  # acknowledged
+    ]
+    assert rows[0]["time"] == "2025-05-01 18:00:00 CST" and len(by_incident) == 4
 
-    # a window in the site's time zone: 18:01 up to 18:05 (exclusive), then one whole day
+    # a window in the site's time zone: 18:01 up to 18:06 (exclusive), then one whole day
     out = box.cli("incidents", "export", "--format", "json", "--from", "2025-05-01T18:01",
-                  "--to", "2025-05-01T18:05")  # fmt: skip
+                  "--to", "2025-05-01T18:06")  # fmt: skip
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert doc["timezone"] == "Asia/Shanghai" and doc["from"] == "2025-05-01 18:01:00 CST"
     found = {i["incident_id"]: [e["action"] for e in i["events"]] for i in doc["incidents"]}
-    assert found == {f"main-square/crowd/{T0}": ["transition", "acknowledge", "transition",
-                                                 "transition"]}  # fmt: skip
+    assert found == {
+        f"main-square/crowd/{T0}": ["acknowledge"],
+        f"east-plaza/crowd/{T0 + 5 * MIN}": ["transition"],
+    }
     out = box.cli("incidents", "export", "--format", "json", "--from", "2025-05-02",
                   "--to", "2025-05-02")  # fmt: skip
     doc = json.loads(out.stdout)

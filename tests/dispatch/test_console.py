@@ -53,6 +53,7 @@ def test_one_transition_is_two_lines_of_at_most_80_columns(name, who):
     assert (f"ack {who}"[:10] if who else "NOT ACKED") in lines[0]
     assert name[:25] in lines[1]
     assert "4.91 p/m²" in lines[1] and "critical in 4 min" in lines[1] and "open 8m" in lines[1]
+    assert all(len(line) <= 80 for line in console.format_details(rec, 123, SHANGHAI).splitlines())
     assert "BLIND" in lines[1]
 
 
@@ -67,6 +68,11 @@ def test_times_are_the_sites_with_the_date_and_zone():
     # just after midnight local time the date is the local one, not UTC's
     late = 1_746_115_200_000 + 60_000  # 2025-05-01 16:01 UTC = 05-02 00:01 CST
     assert console.local_time(late, SHANGHAI) == "2025-05-02 00:01:00 CST"
+
+
+def test_the_forecast_says_now_once_critical():
+    assert console.forecast(0.0) == "critical now" and console.forecast(0.4) == "critical in <1 min"
+    assert console.forecast(12.4) == "critical in 12 min"
 
 
 def test_how_long_open_is_at_the_transition_or_now():
@@ -171,6 +177,7 @@ def _audit(ts, action, incident_id="main-square/crowd/1746093600000", **kw):
 
 def test_the_timeline_merges_audit_and_alerts_windowed_and_deduplicated():
     t0 = 1_746_093_600_000
+    square, plaza = "main-square/crowd/1746093600000", "east-plaza/crowd/1746093900000"
     audit = [
         _audit(t0, "transition", detail="raised: open, warning, tier grid"),
         _audit(t0, "route", route="station-staff"),
@@ -178,22 +185,27 @@ def test_the_timeline_merges_audit_and_alerts_windowed_and_deduplicated():
         _audit(t0 + 60_000, "acknowledge", actor="li.wei", reason="on my way"),  # redelivered
         _audit(t0 + 30_000, "silence", incident_id=None, silence_id="sil-1", reason="drill"),
     ]
-    alerts = [samples.encode(r) for r in _lifecycle(resolved=True)]  # t0, +1, +2, +3, +4 min
+    alerts = [  # main square's: told by the audit already; east plaza's: only here
+        *_lifecycle(),
+        *_lifecycle("east-plaza", 1_746_093_900_000, resolved=True),
+    ]
     incidents = timeline.timeline(
         [timeline.audit_event(a, SHANGHAI) for a in audit],
-        [timeline.alert_event(a, SHANGHAI) for a in alerts],
+        [timeline.alert_event(samples.encode(a), SHANGHAI) for a in alerts],
     )
-    events = incidents["main-square/crowd/1746093600000"]
-    assert [(e.ts - t0, e.action, e.source) for e in events] == [
-        (0, "transition", "audit"),  # the audit has it: not repeated from alerts
+    assert list(incidents) == [square, "", plaza]  # by first event
+    assert [(e.ts - t0, e.action, e.source) for e in incidents[square]] == [
+        (0, "transition", "audit"),
         (0, "route", "audit"),
-        (60_000, "transition", "alerts"),  # severity-up, from crowd.alerts
-        (60_000, "acknowledge", "audit"),
-        (120_000, "transition", "alerts"),
-        (180_000, "transition", "alerts"),
-        (240_000, "transition", "alerts"),
+        (60_000, "acknowledge", "audit"),  # once
     ]
-    assert events[-1].actor == "li.wei" and events[-1].reason == "dispersed"
+    plaza_events = incidents[plaza]
+    assert [e.detail.split(":")[0] for e in plaza_events] == [
+        "raised", "severity-up", "acknowledged", "cleared", "resolved",
+    ]  # fmt: skip
+    assert {e.source for e in plaza_events} == {"alerts"}
+    assert plaza_events[2].actor == "li.wei" and plaza_events[-1].reason == "dispersed"
+    assert plaza_events[0].actor == "crowdsafe"
     assert incidents[""][0].silence_id == "sil-1"
     window = timeline.timeline(
         [timeline.audit_event(a, SHANGHAI) for a in audit], [], t0 + 1, t0 + 60_001
@@ -201,10 +213,11 @@ def test_the_timeline_merges_audit_and_alerts_windowed_and_deduplicated():
     assert [e.action for evs in window.values() for e in evs] == ["silence", "acknowledge"]
 
     rows = list(csv.DictReader(io.StringIO(timeline.to_csv(incidents))))
-    assert rows[0]["time"] == "2025-05-01 18:00:00 CST" and rows[0]["incident_id"]
-    assert len(rows) == 8 and rows[-1]["action"] == "silence"
+    assert rows[0]["time"] == "2025-05-01 18:00:00 CST" and rows[0]["incident_id"] == square
+    assert len(rows) == 9 and rows[3]["action"] == "silence"
     doc = json.loads(timeline.to_json(incidents, {"site": "s"}))
-    assert doc["incidents"][0]["events"][3]["actor"] == "li.wei"
+    assert [i["incident_id"] for i in doc["incidents"]] == [square, plaza]
+    assert doc["incidents"][0]["events"][2]["actor"] == "li.wei"
     assert doc["other"][0]["reason"] == "drill"
 
 
