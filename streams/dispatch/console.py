@@ -244,9 +244,7 @@ def format_details(rec: IncidentAlert, handle: int, tz: tzinfo = UTC) -> str:
         ("density", f"{rec.density:.2f} p/m²" if rec.density is not None else "-"),
         (
             "forecast",
-            f"critical in {rec.minutes_to_critical:.1f} min"
-            if rec.minutes_to_critical is not None
-            else "-",
+            forecast(rec.minutes_to_critical) if rec.minutes_to_critical is not None else "-",
         ),
         (
             "acknowledged",
