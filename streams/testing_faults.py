@@ -189,7 +189,9 @@ def delivery(box: Sandbox, want: Expected, timeout: float = 120) -> Delivery:
 
 def dispatched(box: Sandbox, group: str = "police", idle_s: float = 8) -> list[tuple[str, str]]:
     """(alert_id, state) of every alert the real ``crowdsafe dispatch`` feed prints."""
-    out = box.cli("dispatch", "--group", group, "--json", "--idle-timeout", str(idle_s))
+    out = box.cli(
+        "dispatch", "--group", group, "--from", "earliest", "--json", "--idle-timeout", str(idle_s)
+    )
     if out.returncode != 0:
         raise RuntimeError(f"dispatch failed: {out.stderr[-2000:]}")
     return [(a["alert_id"], a["state"]) for a in map(json.loads, out.stdout.splitlines())]

@@ -220,8 +220,9 @@ def test_dispatch_feed_neither_loses_nor_repeats_alerts_across_restarts(pipeline
     seen = []
     for _ in published:  # one restart of the same consumer group per alert
         out = pipeline.cli(
-            "dispatch", "--group", "police", "--json", "--max", "1", "--idle-timeout", "20"
-        )
+            "dispatch", "--group", "police", "--from", "earliest", "--json", "--max", "1",
+            "--idle-timeout", "20",
+        )  # fmt: skip
         assert out.returncode == 0, out.stderr
         seen += [json.loads(line) for line in out.stdout.splitlines()]
     assert seen == published  # each alert once, in order
