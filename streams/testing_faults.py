@@ -188,13 +188,15 @@ def delivery(box: Sandbox, want: Expected, timeout: float = 120) -> Delivery:
 
 
 def dispatched(box: Sandbox, group: str = "police", idle_s: float = 8) -> list[tuple[str, str]]:
-    """(alert_id, state) of every alert the real ``crowdsafe dispatch`` feed prints."""
+    """(alert_id, state) of every alert transition inside the incident records the real
+    ``crowdsafe dispatch`` feed prints (every record of ``crowd.alerts``, from the start)."""
     out = box.cli(
         "dispatch", "--group", group, "--from", "earliest", "--json", "--idle-timeout", str(idle_s)
     )
     if out.returncode != 0:
         raise RuntimeError(f"dispatch failed: {out.stderr[-2000:]}")
-    return [(a["alert_id"], a["state"]) for a in map(json.loads, out.stdout.splitlines())]
+    records = [json.loads(line) for line in out.stdout.splitlines()]
+    return [(a["alert_id"], a["state"]) for a in alert_transitions(records)]
 
 
 def kill(box: Sandbox) -> None:

@@ -37,10 +37,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _spawn(
-    name: str, args: list[str], log_dir: Path | None = None, env: dict[str, str] | None = None
+    name: str,
+    args: list[str],
+    log_dir: Path | None = None,
+    env: dict[str, str] | None = None,
+    stdin: int | None = None,
 ) -> subprocess.Popen:
     out = open(log_dir / f"{name}.log", "w") if log_dir else None  # noqa: SIM115
-    return procs.spawn([sys.executable, "-m", "streams.cli", *args], log=out, env=env)
+    argv = [sys.executable, "-m", "streams.cli", *args]
+    return procs.spawn(argv, log=out, env=env, stdin=stdin)
 
 
 def _wait_for_page(url: str, worker: subprocess.Popen, timeout_s: float = 120) -> None:
@@ -80,18 +85,19 @@ def run(args: argparse.Namespace) -> int:
         url = f"http://127.0.0.1:{settings.web_port}/"
         print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
         _wait_for_page(url, worker)
-        # A fresh group from the latest offset: the feed shows this run's alerts only.
+        # The police console, a fresh group from the latest offset: this run's incidents only
+        # (it reads no commands: the demo's terminal is for Ctrl-C; open another console to act).
         group = f"demo-dispatch-{int(time.time())}"
-        children["dispatch"] = _spawn(
-            "dispatch", ["dispatch", "--group", group, "--from", "latest"]
-        )
+        feed = ["dispatch", "--route", "police", "--group", group, "--from", "latest"]
+        children["dispatch"] = _spawn("dispatch", feed, stdin=subprocess.DEVNULL)
         time.sleep(3)  # let the feed join its group before the first alert can exist
         sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
                "--clock", args.clock]  # fmt: skip
         children["simulate"] = _spawn("simulate", sim, log_dir)
         print(f"demo: command centre at {url}  ·  metrics at {url}metrics", flush=True)
         print(
-            f"demo: simulating '{args.scenario}' at {args.speed:g}x; alerts for dispatch:",
+            f"demo: simulating '{args.scenario}' at {args.speed:g}x; the police console "
+            "(crowdsafe dispatch --route police):",
             flush=True,
         )
         deadline = time.monotonic() + args.duration if args.duration else None

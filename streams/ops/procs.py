@@ -22,10 +22,12 @@ def spawn(
     log: IO | None = None,
     env: dict[str, str] | None = None,
     cwd: Path | str | None = None,
+    stdin: int | None = None,
 ) -> subprocess.Popen:
     """Start ``argv`` in a new session, output to ``log`` (or inherited)."""
     return subprocess.Popen(
         list(argv),
+        stdin=stdin,
         stdout=log,
         stderr=subprocess.STDOUT if log is not None else None,
         env=env,
