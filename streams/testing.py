@@ -25,11 +25,13 @@ import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from streams.ops import procs
@@ -249,6 +251,37 @@ class Sandbox:
         from streams.ops.topics import ensure_app_topics
 
         ensure_app_topics(self.settings(env), self.bootstrap)
+
+
+class HttpReceiver:
+    """An HTTP server on a free loopback port, in a thread: keeps each POST's body and answers
+    ``status`` (a webhook's far end). ``url`` to post to; ``stop()`` when done."""
+
+    def __init__(self, status: int) -> None:
+        self.bodies: list[bytes] = []
+        lock = threading.Lock()
+        bodies = self.bodies
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with lock:
+                    bodies.append(body)
+                self.send_response(status)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:  # quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
 
 
 def _settings_kwargs(env: dict[str, str]) -> dict[str, str]:

