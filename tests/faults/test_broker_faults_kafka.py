@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_the_simulator_keeps_running_through_a_broker_restart_and_loses_nothing(
     assert box.proc.poll() is None and box.starts == 1  # the worker was not restarted
 
 
-PETS_FRAMES = IMPORT_ROOT.parent / "shared" / "data" / "vision" / "pets09-s2l1" / "img1"
+PETS_FRAMES = Path(__file__).resolve().parents[3] / "shared/data/vision/pets09-s2l1/img1"
 
 
 @pytest.mark.skipif(not PETS_FRAMES.is_dir(), reason="shared PETS frames not present")
