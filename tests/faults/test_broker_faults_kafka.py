@@ -158,6 +158,7 @@ def test_the_camera_keeps_running_through_a_broker_restart_and_loses_no_reading(
         err, _ = camera.communicate(timeout=180)
     finally:
         procs.stop(camera)
+        up(spare_broker, timeout_s=120, log=quiet)  # a no-op unless an assert left it down
     assert camera.returncode == 0, err
     frames, sent = map(int, re.search(rb"(\d+) frames counted, (\d+) readings sent", err).groups())
     assert frames == 75 and sent == 75  # one zone polygon: one reading a counted frame
