@@ -167,12 +167,16 @@ class Sandbox:
                 if idle_s is not None and time.monotonic() - last > idle_s:
                     break
                 # Drain what the topic holds now before judging: ``until`` sees every record
-                # there is, not one partition's first fetch.
+                # there is, not one partition's first fetch. "Now" is the end offsets at the
+                # drain's first fetch, so a producer still writing cannot hold judging back.
+                ends = None
                 while polled := consumer.poll(timeout_ms=1000):
                     for batch in polled.values():
                         records.extend(batch)
                     last = time.monotonic()
-                    if last > deadline:
+                    if ends is None:
+                        ends = consumer.end_offsets(list(consumer.assignment()))
+                    if last > deadline or all(consumer.position(tp) >= n for tp, n in ends.items()):
                         break
         finally:
             consumer.close()

@@ -77,5 +77,9 @@ def run(args: argparse.Namespace) -> int:
         frames = process.frames_done
     finally:
         close()
-    print(f"camera {args.camera_id}: {frames} frames counted", file=sys.stderr)
+    where = f"written to {args.out}" if args.out else "sent"
+    print(
+        f"camera {args.camera_id}: {frames} frames counted, {process.readings_out} readings {where}",
+        file=sys.stderr,
+    )
     return 0 if frames else 1

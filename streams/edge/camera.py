@@ -72,7 +72,12 @@ class CameraProcess:
         self.overlay_path = overlay
         self._overlay: cv2.VideoWriter | None = None
         self.frames_done = 0
+        self.readings_out = 0  # handed to the sink: counted and offline readings alike
         self.areas: dict[str, float] | None = None
+
+    def _emit(self, reading: dict[str, Any]) -> None:
+        self.sink(reading)
+        self.readings_out += 1
 
     def _next_seq(self) -> int:
         self.seq += 1
@@ -108,7 +113,7 @@ class CameraProcess:
         if self.flow is not None:
             self.flow.prev = None  # no motion across a gap
         for r in out:
-            self.sink(r)
+            self._emit(r)
         return out
 
     def on_frame(self, frame: Frame) -> list[dict[str, Any]]:
@@ -140,7 +145,7 @@ class CameraProcess:
                 if ready and area > 0:
                     r["pressure"] = round(crowd_pressure(n / area, m.stats.variance), 6)
             out.append(r)
-            self.sink(r)
+            self._emit(r)
         self.frames_done += 1
         if self.overlay_path is not None:
             self._draw(frame, counts)

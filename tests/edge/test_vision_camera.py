@@ -52,7 +52,9 @@ def _run(captures, spec="rtsp://user:secret@cam/1", max_reconnects=1):
     source = FrameSource(spec, open_capture=lambda _: next(caps), sleep=lambda s: None,
                          max_reconnects=max_reconnects, clock=lambda: 1_700_000_000.0)  # fmt: skip
     out = []
-    CameraProcess("cam-1", CFG, out.append, flow=False, seq_start=0).run(source)
+    process = CameraProcess("cam-1", CFG, out.append, flow=False, seq_start=0)
+    process.run(source)
+    assert process.readings_out == len(out)  # what the command reports as sent
     for r in out:
         msgspec.convert(r, Reading)
     return out

@@ -4,6 +4,8 @@ StandardAuthorizer ACLs) on free ports with its own state under tmp, certificate
 One worker runs as the worker principal; an edge principal publishes a surge; dispatch prints
 the alert. Then: a forged alert from the edge is refused, clients without or with wrong
 credentials are refused, and no password shows up in logs, /metrics or dead letters.
+``crowdsafe replay`` and ``crowdsafe camera`` publish as the edge principal into an app of
+their own, and fail in one line without credentials.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import time
 import urllib.request
 import uuid
@@ -24,6 +27,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaTimeoutError, TopicAuthorizationFailedError
 
 from streams.config.kafka import client_kwargs
+from streams.config.paths import bundled_site
 from streams.config.settings import Settings
 from streams.ops import kafka_local, secure_broker
 from streams.testing import Sandbox, free_port
@@ -271,6 +275,95 @@ def test_credentials_never_appear_in_logs_metrics_or_dead_letters(
             assert secret not in text, f"{user}'s password in the {name}"
     # The broker's own config holds the admin's password: readable by its owner only.
     assert os.stat(cluster.config.properties_file).st_mode & 0o077 == 0
+
+
+PETS_FRAMES = Path(__file__).resolve().parents[3] / "shared/data/vision/pets09-s2l1/img1"
+REPLAY_ZONE = "west-plaza"
+
+
+@pytest.fixture(scope="module")
+def edge_app(cluster: SecureCluster, tmp_path_factory: pytest.TempPathFactory) -> Sandbox:
+    """An app of its own for history and recordings (what ``crowdsafe replay`` asks for: its
+    own app id and topics, not a live zone's past): its topics and the ``edge`` ACLs made by
+    the admin. The sandbox itself holds no credentials; each call passes a principal's."""
+    box = Sandbox(cluster.config.bootstrap, tmp_path_factory.mktemp("secure-edge"))
+    acls = box.cli("kafka", "acls", "--edge", "edge", env=cluster.env("admin"))
+    assert acls.returncode == 0, acls.stderr
+    return box
+
+
+def _readings_of(box: Sandbox, cluster: SecureCluster, source_id: str, n: int) -> list[dict]:
+    """The readings of ``source_id`` on the app's readings topic, read as the admin, once at
+    least ``n`` distinct seqs are there."""
+
+    def mine(values: list[bytes]) -> list[dict]:
+        return [r for r in map(json.loads, values) if r["source_id"] == source_id]
+
+    values = _read(box, cluster.env("admin"), box.topic("readings"),
+                   until=lambda v: len({r["seq"] for r in mine(v)}) >= n)  # fmt: skip
+    return mine(values)
+
+
+def _one_line_refusal(result, command: str) -> None:
+    """Exit 1 with a single line on stderr saying the broker could not be reached."""
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(command), result.stderr
+    assert "Unable to bootstrap" in lines[0]
+
+
+NO_CREDENTIALS = {"CROWDSAFE_KAFKA_CONNECT_TIMEOUT_S": "5"}  # PLAINTEXT, the default
+
+
+def test_replay_as_the_edge_principal_reaches_the_readings_topic(
+    cluster: SecureCluster, edge_app: Sandbox, tmp_path: Path
+) -> None:
+    start = int(time.time()) - 600
+    values = ["120", "135", "", "150", "160"]  # the blank row is an outage: an offline reading
+    series = tmp_path / "history.csv"
+    series.write_text(
+        "timestamp,value\n" + "".join(f"{start + 60 * i},{v}\n" for i, v in enumerate(values))
+    )
+    args = ("replay", str(series), "--zone", REPLAY_ZONE, "--source-id", "replay:history")
+
+    refused = edge_app.cli(*args, env=NO_CREDENTIALS)
+    _one_line_refusal(refused, "replay:")
+
+    result = edge_app.cli(*args, env=cluster.env("edge"))
+    assert result.returncode == 0, result.stderr
+    assert f"replay: 5 readings for zone {REPLAY_ZONE!r} sent" in result.stderr
+    got = _readings_of(edge_app, cluster, "replay:history", 5)
+    assert len(got) == 5  # once each; nothing from the refused run
+    counts = [r.get("count") for r in sorted(got, key=lambda r: r["ts"])]
+    assert counts == [120, 135, None, 150, 160]
+    assert {r["zone_id"] for r in got} == {REPLAY_ZONE}
+    assert [r["status"] for r in got].count("offline") == 1
+
+
+@pytest.mark.skipif(not PETS_FRAMES.is_dir(), reason="shared PETS frames not present")
+def test_the_camera_as_the_edge_principal_reaches_the_readings_topic(
+    cluster: SecureCluster, edge_app: Sandbox, tmp_path: Path
+) -> None:
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(1, 4):
+        shutil.copy(PETS_FRAMES / f"{i:06d}.jpg", frames)
+    args = ("camera", "--source", str(frames), "--camera-id", "pets-cam1",
+            "--site", str(bundled_site("pets09-demo.toml")), "--no-flow")  # fmt: skip
+
+    refused = edge_app.cli(*args, env=NO_CREDENTIALS)
+    _one_line_refusal(refused, "crowdsafe camera:")
+
+    result = edge_app.cli(*args, env=cluster.env("edge"))
+    assert result.returncode == 0, result.stderr
+    assert "camera pets-cam1: 3 frames counted, 3 readings sent" in result.stderr
+    got = _readings_of(edge_app, cluster, "pets-cam1", 3)
+    assert len(got) == 3 and {r["zone_id"] for r in got} == {"pets-plaza"}
+    assert all(r["kind"] == "camera" for r in got)
+    # an edge principal still writes nothing but readings (the app's alerts topic here)
+    with _producer(edge_app.settings(cluster.env("edge")), max_block_ms=15_000) as producer:
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send(edge_app.topic("alerts"), key=b"pets-plaza", value=b"{}").get(15)
 
 
 def test_secure_properties_enforce_acls_and_keep_the_controller_on_loopback(
