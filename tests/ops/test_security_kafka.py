@@ -30,11 +30,11 @@ from streams.config.kafka import client_kwargs
 from streams.config.paths import bundled_site
 from streams.config.settings import Settings
 from streams.ops import kafka_local, secure_broker
-from streams.testing import Sandbox, free_port
+from streams.testing import Sandbox, alert_transitions, free_port
 
 pytestmark = pytest.mark.kafka
 
-USERS = ("worker", "edge", "dispatch")
+USERS = ("worker", "edge", "dispatch", "operator")
 SURGE_ZONE = "entrance-east"
 
 
@@ -86,6 +86,7 @@ def run(cluster: SecureCluster, tmp_path_factory: pytest.TempPathFactory) -> Ite
     # As the admin: the app's topics (the worker has no right to create them), then the ACLs.
     acls = box.cli(
         "kafka", "acls", "--worker", "worker", "--edge", "edge", "--dispatch", "dispatch",
+        "--operator", "operator",
         env=cluster.env("admin"),
     )  # fmt: skip
     assert acls.returncode == 0, acls.stderr
@@ -128,28 +129,76 @@ def _alerts(values: list[bytes]) -> list[dict]:
     return [json.loads(v) for v in values]
 
 
-def _has_density_alert(values: list[bytes]) -> bool:
-    return any(a["zone_id"] == SURGE_ZONE and a["kind"] == "density" for a in _alerts(values))
+def _has_critical_density(values: list[bytes]) -> bool:
+    return any(
+        a["zone_id"] == SURGE_ZONE and a["kind"] == "density" and a["severity"] == "critical"
+        for a in alert_transitions(_alerts(values))
+    )
 
 
 def test_authorised_clients_work_end_to_end(cluster: SecureCluster, run: Sandbox) -> None:
     admin = cluster.env("admin")
-    alerts = _alerts(_read(run, admin, run.topic("alerts"), until=_has_density_alert, timeout=90))
-    density = [a for a in alerts if a["zone_id"] == SURGE_ZONE and a["kind"] == "density"]
-    assert density and density[0]["state"] == "raised", alerts
-    assert all(a["zone_id"] == SURGE_ZONE for a in alerts)
+    records = _alerts(_read(run, admin, run.topic("alerts"), _has_critical_density, timeout=90))
+    density = [a for a in alert_transitions(records) if a["kind"] == "density"]
+    assert density and density[0]["state"] == "raised", records
+    assert all(r["zone_id"] == SURGE_ZONE for r in records)
 
     states = _read(run, admin, run.topic("zone-state"), until=lambda v: len(v) >= 1)
     assert SURGE_ZONE in {json.loads(v)["zone_id"] for v in states}
 
-    # dispatch, as its own principal, in a group its ACLs allow
+    # the police console, as the dispatch principal, in a group its ACLs allow: the open
+    # critical incident, read from the police route
     result = run.cli(
-        "dispatch", "--group", f"dispatch-{uuid.uuid4().hex[:6]}", "--max", "1",
-        "--idle-timeout", "30", env=cluster.env("dispatch"),
+        "dispatch", "--route", "police", "--group", f"dispatch-{uuid.uuid4().hex[:6]}",
+        "--json", "--idle-timeout", "15", env=cluster.env("dispatch"),
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert f"{alerts[0]['zone_id']}  {alerts[0]['message']}" in result.stdout
-    assert "dispatch: 1 alert(s) handled" in result.stderr
+    shown = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {(r["incident_id"], r["route"]) for r in shown} == {
+        (records[0]["incident_id"], "police")
+    }
+    assert "transition(s) handled" in result.stderr
+
+
+def _refused(settings: Settings, topic: str, value: dict) -> None:
+    with _producer(settings, max_block_ms=15_000, enable_idempotence=False) as producer:
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send(topic, key=SURGE_ZONE.encode(), value=json.dumps(value).encode()).get(15)
+
+
+def test_dispatch_acknowledges_operators_silence_and_nobody_else_does_either(
+    cluster: SecureCluster, run: Sandbox
+) -> None:
+    admin = cluster.env("admin")
+    incident = _alerts(_read(run, admin, run.topic("alerts"), _has_critical_density, 90))[0]
+    incident_id = incident["incident_id"]
+    now = int(time.time() * 1000)
+    ack = {"v": 1, "incident_id": incident_id, "by": "x", "ts": now, "action": "ack"}
+    silence = {"v": 1, "silence_id": "s", "zone_id": SURGE_ZONE, "by": "x", "reason": "r",
+               "ts": now, "ends_at": now + 60_000}  # fmt: skip
+    _refused(run.settings(cluster.env("edge")), run.topic("acks"), ack)  # a camera box
+    _refused(run.settings(cluster.env("edge")), run.topic("silences"), silence)
+    _refused(run.settings(cluster.env("dispatch")), run.topic("silences"), silence)
+
+    acked = run.cli(
+        "incidents", "ack", incident_id, "--as", "duty-officer-1", env=cluster.env("dispatch")
+    )
+    assert acked.returncode == 0, acked.stderr
+    silenced = run.cli(
+        "incidents", "silence", "--zone", "east-plaza", "--for", "30m", "--reason",
+        "planned event", "--as", "supervisor-chen", env=cluster.env("operator"),
+    )  # fmt: skip
+    assert silenced.returncode == 0, silenced.stderr
+
+    def both(values: list[bytes]) -> bool:
+        actions = {(a["action"], a["actor"]) for a in _alerts(values)}
+        return {("acknowledge", "duty-officer-1"), ("silence", "supervisor-chen")} <= actions
+
+    audit = _alerts(_read(run, admin, run.topic("audit"), until=both, timeout=60))
+    assert both([json.dumps(a).encode() for a in audit])
+    # the dispatcher reads the audit trail too
+    again = _read(run, cluster.env("dispatch"), run.topic("audit"), until=both, timeout=60)
+    assert both(again)
 
 
 def test_a_forged_alert_from_an_edge_principal_is_refused(
@@ -181,7 +230,7 @@ def test_a_forged_alert_from_an_edge_principal_is_refused(
 
 def _a_real_alert(cluster: SecureCluster, run: Sandbox) -> dict:
     admin = cluster.env("admin")
-    return _alerts(_read(run, admin, run.topic("alerts"), until=_has_density_alert, timeout=90))[0]
+    return _alerts(_read(run, admin, run.topic("alerts"), _has_critical_density, timeout=90))[0]
 
 
 def test_an_authenticated_user_without_acls_can_do_nothing(
