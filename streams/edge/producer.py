@@ -10,13 +10,23 @@ import json
 from typing import Any
 
 from kafka import KafkaProducer
+from kafka.errors import KafkaError
 
 from streams.config.kafka import client_kwargs
 from streams.config.settings import get_settings
 
 
+class UndeliveredReadings(KafkaError):
+    """Messages the broker never confirmed (a broker down for longer than the client's delivery
+    timeout, a refusal): said at :meth:`ReadingProducer.close`, never silently dropped."""
+
+
 class ReadingProducer:
-    """Publishes reading dicts (see ``streams.schema.payloads.Reading``) keyed by zone id."""
+    """Publishes reading dicts (see ``streams.schema.payloads.Reading``) keyed by zone id.
+
+    Every send is tracked: :attr:`failed` counts messages the broker did not confirm, and
+    :meth:`close` raises :class:`UndeliveredReadings` if there were any, so a camera or a
+    replay never reports readings "sent" that were lost."""
 
     def __init__(self, bootstrap: str | None = None, topic: str | None = None) -> None:
         settings = get_settings()
@@ -31,10 +41,21 @@ class ReadingProducer:
             acks="all",
             enable_idempotence=True,  # retries never reorder or duplicate a zone's readings
         )
+        self.sent = self.failed = 0
+        self.last_error: BaseException | None = None
+
+    def _track(self, future):
+        self.sent += 1
+        future.add_errback(self._undelivered)
+        return future
+
+    def _undelivered(self, exc: BaseException) -> None:
+        self.failed += 1
+        self.last_error = exc
 
     def send(self, reading: dict[str, Any]) -> None:
         value = json.dumps({"v": 1, **reading}, separators=(",", ":")).encode()
-        self._producer.send(self.topic, key=reading["zone_id"].encode(), value=value)
+        self._track(self._producer.send(self.topic, key=reading["zone_id"].encode(), value=value))
 
     def send_batch(self, readings: list[dict[str, Any]]) -> None:
         """One message for several readings of one zone (a tick of its sources): the worker's
@@ -43,22 +64,33 @@ class ReadingProducer:
         if len(zones) != 1:
             raise ValueError(f"a batch holds readings of one zone, got {sorted(zones)}")
         value = json.dumps({"v": 1, "readings": readings}, separators=(",", ":")).encode()
-        self._producer.send(self.topic, key=zones.pop().encode(), value=value)
+        self._track(self._producer.send(self.topic, key=zones.pop().encode(), value=value))
 
     def send_raw(self, key: bytes | None, value: bytes | None, partition: int | None = None):
         """Publish bytes as they are (tests and replay of captured traffic), to ``partition``
         if given; the send's future (its ``RecordMetadata``: partition, offset)."""
-        return self._producer.send(self.topic, key=key, value=value, partition=partition)
+        return self._track(
+            self._producer.send(self.topic, key=key, value=value, partition=partition)
+        )
 
     def flush(self) -> None:
         self._producer.flush()
 
     def close(self) -> None:
+        """Flush, close, and raise :class:`UndeliveredReadings` if any message was lost."""
         self._producer.flush()
         self._producer.close()
+        if self.failed:
+            raise UndeliveredReadings(
+                f"{self.failed} of {self.sent} message(s) not delivered to {self.topic} "
+                f"(last error: {type(self.last_error).__name__}: {self.last_error})"
+            )
 
     def __enter__(self) -> ReadingProducer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if exc[0] is not None:  # already failing: do not hide that error behind this one
+            self._producer.close(timeout=5)
+            return
         self.close()
