@@ -45,6 +45,7 @@ from streams.schema.payloads import Alert, ZoneState
 from streams.zone import alerts as alert_kinds
 
 SYSTEM = "crowdsafe"  # the actor of what the worker does by itself
+MANUAL = "manual"  # the kind of an alert a person raised (always a crowd alert)
 # Transitions of the members themselves: held while the zone is blind.
 _MEMBER_TRANSITIONS = {"raised", "updated", "severity-up", "cleared"}
 
@@ -161,6 +162,9 @@ class IncidentEngine:
         """An acknowledgement or resolution; :class:`Refused` with the reason if it cannot be
         applied (the worker dead-letters it)."""
         zone, out = self.site.zone(zone_id), Changes()
+        if ack.action == "raise":
+            self._raise_manual(book, zone, ack, now_ms, out)
+            return out
         inc = book.incidents.get(ack.incident_id)
         if inc is None:
             done = book.resolved.get(ack.incident_id)
@@ -187,13 +191,36 @@ class IncidentEngine:
             )
             self._emit(book, zone, inc, "acknowledged", now_ms, now_ms, out)
             return out
-        if inc.state != "cleared":
+        sensed = [m for m in inc.active_members() if m.kind != MANUAL]
+        if inc.state != "cleared" and sensed:
             raise Refused(
                 f"incident {ack.incident_id} is still {inc.state}: it can be resolved once "
                 "every alert of it has cleared"
             )
+        for m in inc.active_members():  # what a person raised, a person ends
+            m.state, m.ts = "cleared", max(m.ts, now_ms)
         self._resolve(book, zone, inc, ack.by, ack.ts, ack.note, now_ms, out)
         return out
+
+    def _raise_manual(self, book: ZoneBook, zone: Zone, ack: Ack, now_ms: int, out) -> None:
+        """A person's alert on a zone: a member of kind ``manual`` of its crowd incident."""
+        if ack.incident_id != zone.id:
+            raise Refused(f"a manual alert names its zone as incident_id ({zone.id!r})")
+        if ack.severity is None or not ack.note:
+            raise Refused("a manual alert needs a severity and a note saying what is wrong")
+        alert_id = f"{zone.id}/{MANUAL}/{ack.ts}"
+        if any(alert_id in i.members for i in book.incidents.values()):
+            return  # the same message delivered again
+        what = f"{zone.name}: {ack.severity.upper()} raised by {ack.by}: {ack.note}"
+        alert = Alert(
+            v=1, alert_id=alert_id, zone_id=zone.id, zone_name=zone.name, kind=MANUAL,
+            severity=ack.severity, state="raised", value=None, threshold=0.0,
+            started_at=ack.ts, ts=max(ack.ts, now_ms), message=what,
+        )  # fmt: skip
+        self._on_alert(book, zone, alert, now_ms, out)
+        inc = book.active("crowd")
+        assert inc is not None  # _on_alert opened or joined it
+        out.audits.insert(0, self._audit(ack.by, "raise", zone, inc, now_ms, what, ack.note))
 
     def _resolve(self, book, zone, inc, by, ts, note, now_ms, out) -> None:
         inc.state, inc.resolved_by, inc.note = "resolved", by, note

@@ -103,14 +103,20 @@ class Dispatch(IncidentAlert):
 
 class Ack(msgspec.Struct, kw_only=True):
     """An acknowledgement or resolution on ``crowd.alerts.ack``, keyed by the incident's zone
-    id. ``resolve`` is refused before the incident has cleared."""
+    id. ``resolve`` is refused before the incident's sensor alerts have cleared.
+
+    ``raise``: a person raises a **manual** alert on the key's zone (a problem the sensors do
+    not see), with ``severity`` and a ``note`` saying what; ``incident_id`` is then the zone id.
+    It joins the zone's open crowd incident, or opens one; it clears when the incident is
+    resolved."""
 
     v: Literal[1] = 1
     incident_id: IncidentId
     by: Person
     ts: EpochMs
-    action: Literal["ack", "resolve"]
+    action: Literal["ack", "resolve", "raise"]
     note: Note | None = None
+    severity: Severity | None = None  # raise only
 
 
 class Silence(msgspec.Struct, kw_only=True):
@@ -134,6 +140,7 @@ AuditAction = Literal[
     "transition",  # an incident changed (the crowd.alerts record)
     "acknowledge",
     "resolve",
+    "raise",  # a person raised a manual alert
     "escalate",
     "route",  # a transition was sent to a route's topic
     "deliver",  # a webhook accepted it

@@ -294,3 +294,34 @@ def test_the_book_round_trips_through_the_table_encoding(engine):
     a = engine.sweep(again, ZONE, T0 + 200_000).records
     b = engine.sweep(book, ZONE, T0 + 200_000).records
     assert msgspec.to_builtins(a) == msgspec.to_builtins(b) and a[0].transition == "tier-up"
+
+
+def test_a_person_raises_a_manual_alert_and_a_person_ends_it(engine):
+    book = ZoneBook()
+    manual = Ack(incident_id=ZONE, by="guard-zhao", ts=T0, action="raise",
+                 severity="critical", note="fight near gate 3")  # fmt: skip
+    out = engine.on_ack(book, ZONE, manual, T0)
+    (rec,) = out.records
+    assert (rec.transition, rec.category, rec.severity) == ("raised", "crowd", "critical")
+    assert rec.members[0].kind == "manual" and "fight near gate 3" in rec.message
+    assert out.audits[0].action == "raise" and out.audits[0].actor == "guard-zhao"
+    assert rec.routes == ["police", "station-staff"]
+    assert not engine.on_ack(book, ZONE, manual, T0 + 1000)  # delivered again: nothing new
+    # a sensor alert joins it; the incident can be resolved only when that one has cleared
+    feed(engine, book, alert("density", "warning", ts=T0 + MIN))
+    end = ack(rec.incident_id, "guard-zhao", T0 + 2 * MIN, "resolve", "calm again")
+    with pytest.raises(Refused, match="still open"):
+        engine.on_ack(book, ZONE, end, T0 + 2 * MIN)
+    feed(engine, book, alert("density", "warning", "cleared", ts=T0 + 3 * MIN))
+    (done,) = engine.on_ack(book, ZONE, end, T0 + 4 * MIN).records
+    assert (done.transition, done.state) == ("resolved", "resolved")
+    assert all(m.state == "cleared" for m in done.members)
+
+
+def test_a_manual_alert_needs_its_zone_a_severity_and_a_note(engine):
+    base = {"by": "x", "ts": T0, "action": "raise"}
+    with pytest.raises(Refused, match="names its zone"):
+        engine.on_ack(ZoneBook(), ZONE, Ack(incident_id="ticket-hall", severity="warning",
+                                            note="n", **base), T0)  # fmt: skip
+    with pytest.raises(Refused, match="needs a severity and a note"):
+        engine.on_ack(ZoneBook(), ZONE, Ack(incident_id=ZONE, severity="warning", **base), T0)
