@@ -76,6 +76,10 @@ class Defaults(_Strict):
 class Zone(_Strict):
     id: Id
     name: str
+    name_zh: str = ""  # the zone's name in Chinese (the command centre's other language)
+    # What staff do when this zone has an incident (shown with it on the command centre).
+    response_plan: str = ""
+    response_plan_zh: str = ""
     kind: ZoneKind
     area_m2: Positive
     warning: Positive | None = None
@@ -115,7 +119,9 @@ class Source(_Strict):
 class SiteInfo(_Strict):
     id: Id
     name: str
+    name_zh: str = ""
     timezone: str = "UTC"
+    language: Literal["zh", "en"] = "en"  # the command centre's default language
 
     @model_validator(mode="after")
     def _known_timezone(self) -> SiteInfo:
