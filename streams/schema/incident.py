@@ -145,6 +145,7 @@ AuditAction = Literal[
     "route",  # a transition was sent to a route's topic
     "deliver",  # a webhook accepted it
     "delivery-failed",  # a webhook refused it after every retry (also dead-lettered)
+    "delivery-skipped",  # too old to be news (a route's max_age_s): not posted
     "silence",
     "unsilence",
     "refused",  # an acknowledgement or silence that could not be applied, and why

@@ -166,12 +166,15 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         if book is not None:
             books.append((zone_id, event, book))
     await publisher.delivered()  # every record this batch sent is on the broker
-    for zone_id, event, state in writes:
-        with current_event(stream, event):
-            zones[zone_id] = encode_state(state)
+    # Incidents before zone state: a crash between the two re-delivers the readings, whose
+    # alert transitions the book already has (the engine ignores them), rather than dropping
+    # them as duplicates while the book never heard of their alerts.
     for zone_id, event, book in books:
         with current_event(stream, event):
             w.desk.write(zone_id, book)
+    for zone_id, event, state in writes:
+        with current_event(stream, event):
+            zones[zone_id] = encode_state(state)
     for partition, event in ticks.items():
         await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
 
@@ -193,8 +196,8 @@ async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> 
         book = await w.desk.sweep(stream, event, zone_id, now_ms, book)
         if (outcome is not None and outcome.alerts) or book is not None:
             await publisher.delivered()
-        with current_event(stream, event):
-            if outcome is not None and outcome.alerts:
-                w.zones[zone_id] = encode_state(outcome.state)
+        with current_event(stream, event):  # incidents first, as in handle_batch
             if book is not None:
                 w.desk.write(zone_id, book)
+            if outcome is not None and outcome.alerts:
+                w.zones[zone_id] = encode_state(outcome.state)

@@ -107,7 +107,7 @@ class WorkerMetrics:
         self.webhook_deliveries = Counter(
             "crowdsafe_webhook_deliveries_total",
             "Route messages POSTed to the route's webhook, by outcome (delivered, failed: "
-            "dead-lettered after every attempt)",
+            "dead-lettered after every attempt, skipped: older than the route's max_age_s)",
             ["route", "outcome"],
             registry=r,
         )
