@@ -160,9 +160,21 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     books = []
     for zone_id in [*outcomes, *(z for z in inputs if z not in outcomes)]:
         event = zone_events[zone_id][-1]
-        book = await w.desk.handle_zone(
-            stream, event, zone_id, outcomes.get(zone_id), inputs.get(zone_id), now_ms
-        )
+        try:
+            book = await w.desk.handle_zone(
+                stream, event, zone_id, outcomes.get(zone_id), inputs.get(zone_id), now_ms
+            )
+        except Exception as exc:  # noqa: BLE001 - one zone's incidents must not stop the rest
+            # Its readings are applied and published; its book is not written (the next batch
+            # starts from the one stored), and its acknowledgements and silences are
+            # dead-lettered. A failure to send is not caught here: it stops the batch.
+            log.exception("zone %s: incidents could not be updated", zone_id)
+            w.metrics.incident_errors.inc()
+            for item_event, _ in inputs[zone_id].items if zone_id in inputs else ():
+                await publisher.dead_letter(
+                    item_event, f"processing failed: {exc!r}"[:500], "processing"
+                )
+            continue
         if book is not None:
             books.append((zone_id, event, book))
     await publisher.delivered()  # every record this batch sent is on the broker

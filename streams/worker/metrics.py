@@ -48,6 +48,11 @@ class WorkerMetrics:
             ["category", "transition", "severity", "held"],
             registry=r,
         )
+        self.incident_errors = Counter(
+            "crowdsafe_incident_errors_total",
+            "Zone batches whose incidents could not be updated (an internal error, logged)",
+            registry=r,
+        )
         self.routed = Counter(
             "crowdsafe_incident_routed_total",
             "Incident transitions sent to a route's topic",
