@@ -167,7 +167,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
         except Exception as exc:  # noqa: BLE001 - one zone's incidents must not stop the rest
             # Its readings are applied and published; its book is not written (the next batch
             # starts from the one stored), and its acknowledgements and silences are
-            # dead-lettered. A failure to send is not caught here: it stops the batch.
+            # dead-lettered. (A send the broker refuses surfaces in delivered() below, and stops
+            # the batch as any such failure does.)
             log.exception("zone %s: incidents could not be updated", zone_id)
             w.metrics.incident_errors.inc()
             for item_event, _ in inputs[zone_id].items if zone_id in inputs else ():
