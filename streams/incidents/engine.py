@@ -391,6 +391,8 @@ class IncidentEngine:
             if transition in _LIFECYCLE:
                 routes = sorted({*routes, *inc.routes_sent})
             inc.routes_sent = sorted({*inc.routes_sent, *routes})
+        if routes and not inc.announced_seq:
+            inc.announced_seq, inc.announced_at = inc.seq, inc.last_ts
         record = IncidentAlert(
             v=2,
             incident_id=inc.incident_id,
@@ -405,6 +407,8 @@ class IncidentEngine:
             ts=inc.last_ts,
             started_at=inc.started_at,
             opened_at=inc.opened_at,
+            announced_seq=inc.announced_seq or None,
+            announced_at=inc.announced_at or None,
             alert_id=alert_id,
             members=[Member(**_fields(m)) for m in inc.members.values()],
             acknowledged_by=inc.acknowledged_by,

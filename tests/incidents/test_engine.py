@@ -221,9 +221,11 @@ def test_a_silenced_zone_records_but_routes_nothing_except_critical_density(engi
     assert not out.records and out.audits[0].action == "silence"
     (rec,) = feed(engine, book, alert("forecast", "warning"), now=T0 + MIN)
     assert (rec.held, rec.silenced_by, rec.routes) == ("silenced", "s1", [])
+    assert rec.announced_seq is None  # sent nowhere yet
     (crit,) = feed(engine, book, alert("density", "critical"), now=T0 + 2 * MIN)
     assert crit.held is None and crit.routes == ["police", "station-staff"]
     assert crit.silenced_by is None  # a critical density alert is never silenced
+    assert (crit.announced_seq, crit.announced_at) == (crit.seq, crit.ts) == (2, T0)
 
 
 def test_a_silence_ends_on_time_or_when_expired_and_the_incident_says_so(engine):
