@@ -388,6 +388,15 @@ class Page:
         self.eval(f"document.querySelector({json.dumps(selector)}).focus()")
         self.send("Input.insertText", {"text": text})
 
+    def press(self, key: str, code: int) -> None:
+        """One key stroke (``key`` as in KeyboardEvent.key, ``code`` its Windows key code) on
+        whatever has the focus."""
+        for kind in ("keyDown", "keyUp"):
+            self.send(
+                "Input.dispatchKeyEvent",
+                {"type": kind, "key": key, "code": key, "windowsVirtualKeyCode": code},
+            )
+
     def errors(self) -> list[str]:
         """Uncaught exceptions thrown in the page so far."""
         return [

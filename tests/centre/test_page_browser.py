@@ -538,7 +538,10 @@ def test_operator_acknowledges_and_raises_a_manual_incident(stub, open_page):
     assert wait_posted(stub, "/api/ack") == {"incident_id": square["incident_id"]}
     page.wait_for("document.querySelector('.incident .result') !== null")
 
-    page.eval("document.getElementById('manual-zone').value = 'bus-terminal'")
+    # From the keyboard: a zone of the plan, Enter: the form names it.
+    page.eval("document.querySelector('#plan [data-zone=bus-terminal]').focus()")
+    page.press("Enter", 13)
+    page.wait_for("document.getElementById('manual-zone').value === 'bus-terminal'")
     page.eval("document.getElementById('manual-severity').value = 'critical'")
     page.type("#manual-note", "fight at bay 3")
     page.click("#manual button[type=submit]")
@@ -596,6 +599,19 @@ def test_incident_events_add_and_remove_rows_live(stub, open_page):
     dom = page.wait_for(lambda d: "metro-stairs" not in rows(d))
     assert plan_zones(dom)["metro-stairs"].attrs["data-incident"] == ""
     assert page.eval("document.body.dataset.beeps") == "1"
+
+    # A silence shows on its zone.
+    silence = {"v": 1, "silence_id": "s-1", "zone_id": "underpass", "source_id": "cam-underpass",
+               "by": "duty-supervisor", "reason": "camera replaced", "ts": stub.now,
+               "ends_at": stub.now + 60 * MIN, "action": "create"}  # fmt: skip
+    stub.push("silence", silence)
+    page.wait_for(
+        "document.querySelector('.tile[data-zone=underpass]').textContent.includes('silenced until')"
+    )
+    stub.push("silence", {**silence, "action": "expire"})
+    page.wait_for(
+        "!document.querySelector('.tile[data-zone=underpass]').textContent.includes('silenced')"
+    )
 
     # A zone event moves the zone's density, colour and sparkline on.
     zone = zone_record("ticket-hall", stub.now + 1000, age_s=0, density=2.4, los="E")
