@@ -130,6 +130,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
             continue
         by_zone[readings[0].zone_id].extend(readings)
         zone_events[readings[0].zone_id].append(event)
+        # A zone's newest message says whether it is fed simulated data (CAP: Exercise).
+        w.simulated[readings[0].zone_id] = readings[-1].simulated
         for r in readings:  # where each came from, should the event-time policy refuse it
             origin[id(r)] = event
     now_ms = int(time.time() * 1000)
