@@ -93,9 +93,9 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     )
     worker.metrics.watch_health(worker.health)
     # Imported here, not at module level: each registers on this app only.
-    from streams.dispatch.webhook import register_webhooks
     from streams.worker.agent import register_agent
     from streams.worker.views import register_views
+    from streams.worker.webhooks import register_webhooks
 
     register_agent(worker)
     register_webhooks(worker)

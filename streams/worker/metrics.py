@@ -108,7 +108,7 @@ class WorkerMetrics:
             buckets=(1, 5, 10, 50, 100, 250, 500, 1000),
             registry=r,
         )
-        # webhooks (streams/dispatch/webhook.py): labelled by route id, a handful per site
+        # webhooks (streams/worker/webhooks.py): labelled by route id, a handful per site
         self.webhook_deliveries = Counter(
             "crowdsafe_webhook_deliveries_total",
             "Route messages POSTed to the route's webhook, by outcome (delivered, failed: "

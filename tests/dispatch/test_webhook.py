@@ -16,15 +16,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from streams.config.incidents import Route
-from streams.dispatch.webhook import (
-    MAX_BACKOFF_S,
-    _ids,
-    backoff_delay,
-    deliver_event,
-    post_json,
-)
+from streams.dispatch.webhook import MAX_BACKOFF_S, _ids, backoff_delay, post_json
 from streams.testing import free_port
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.webhooks import deliver_event
 
 BODY = json.dumps({"v": 2, "incident_id": "ticket-hall/crowd/1", "zone_id": "ticket-hall"}).encode()
 
