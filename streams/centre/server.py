@@ -145,8 +145,8 @@ def build_app(
     r.add_get("/api/incidents", incidents)
     r.add_get("/api/silences", silences)
     r.add_get("/api/events", events)
-    r.add_post("/api/ack", lambda req: incident_action(req, "ack"))
-    r.add_post("/api/resolve", lambda req: incident_action(req, "resolve"))
+    r.add_post("/api/ack", ack)
+    r.add_post("/api/resolve", resolve)
     r.add_post("/api/silence", silence)
     r.add_post("/api/manual", manual)
     r.add_get("/open/occupancy.csv", occupancy_csv)
@@ -239,7 +239,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     request.app[CENTRE].metrics.logins.labels("ok").inc()
     log.info("login: %s (%s)", user.name, user.role)
     response: web.StreamResponse = (
-        web.Response(status=204) if is_json else web.HTTPSeeOther(location="/")
+        web.Response(status=204) if is_json else web.Response(status=303, headers={"Location": "/"})
     )
     response.set_cookie(
         COOKIE,
@@ -256,7 +256,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
     request.app[CENTRE].auth.close_session(request.cookies.get(COOKIE))
     is_json = request.content_type == "application/json"
     response: web.StreamResponse = (
-        web.Response(status=204) if is_json else web.HTTPSeeOther(location="/")
+        web.Response(status=204) if is_json else web.Response(status=303, headers={"Location": "/"})
     )
     response.del_cookie(COOKIE, path="/")
     return response
@@ -392,6 +392,14 @@ async def _send(request: web.Request, topic: str, key: str, struct: Any) -> web.
     return _accepted(struct, where)
 
 
+async def ack(request: web.Request) -> web.Response:
+    return await incident_action(request, "ack")
+
+
+async def resolve(request: web.Request) -> web.Response:
+    return await incident_action(request, "resolve")
+
+
 async def incident_action(request: web.Request, action: str) -> web.Response:
     """``ack`` (operator) or ``resolve`` (supervisor) one open incident."""
     user = _require(request, "supervisor" if action == "resolve" else "operator")
@@ -418,44 +426,48 @@ async def incident_action(request: web.Request, action: str) -> web.Response:
     return await _send(request, settings.acks_topic, record["zone_id"], ack)
 
 
-async def manual(request: web.Request) -> web.Response:
-    """A person raises an incident on a zone (operator)."""
-    user = _require(request, "operator")
+async def _zone_action(
+    request: web.Request, role: Role, texts: dict[str, tuple[bool, int]]
+) -> tuple[User, dict, dict] | web.Response:
+    """The user (who must have ``role``), the body, and its ``texts`` (name -> (required,
+    longest)) checked, ``zone_id`` a zone of the site; or the refusal."""
+    user = _require(request, role)
     if isinstance(user, web.Response):
         return user
     data = await _body(request)
-    site: Site = request.app[CENTRE].site
     try:
-        zone_id = _text(data, "zone_id", required=True, limit=128)
-        note = _text(data, "note", required=True)
+        fields = {name: _text(data, name, req, limit) for name, (req, limit) in texts.items()}
     except ValueError as exc:
         return _error(400, str(exc))
-    if zone_id not in site.zone_by_id:
-        return _error(400, f"unknown zone {zone_id!r}")
+    if fields["zone_id"] not in request.app[CENTRE].site.zone_by_id:
+        return _error(400, f"unknown zone {fields['zone_id']!r}")
+    return user, data, fields
+
+
+async def manual(request: web.Request) -> web.Response:
+    """A person raises an incident on a zone (operator)."""
+    found = await _zone_action(request, "operator", {"zone_id": (True, 128), "note": (True, 1000)})
+    if isinstance(found, web.Response):
+        return found
+    user, data, fields = found
     severity = data.get("severity")
     if severity not in ("warning", "critical"):
         return _error(400, "severity must be warning or critical")
-    ack = Ack(incident_id=zone_id, by=user.name, ts=now_ms(), action="raise", note=note,
-              severity=severity)  # fmt: skip
-    settings: Settings = request.app[CENTRE].settings
-    return await _send(request, settings.acks_topic, zone_id, ack)
+    zone_id = fields["zone_id"]
+    ack = Ack(incident_id=zone_id, by=user.name, ts=now_ms(), action="raise",
+              note=fields["note"], severity=severity)  # fmt: skip
+    return await _send(request, request.app[CENTRE].settings.acks_topic, zone_id, ack)
 
 
 async def silence(request: web.Request) -> web.Response:
     """Silence a zone (or one source of it) for some minutes (supervisor)."""
-    user = _require(request, "supervisor")
-    if isinstance(user, web.Response):
-        return user
-    data = await _body(request)
+    texts = {"zone_id": (True, 128), "source_id": (False, 128), "reason": (True, 1000)}
+    found = await _zone_action(request, "supervisor", texts)
+    if isinstance(found, web.Response):
+        return found
+    user, data, fields = found
     site: Site = request.app[CENTRE].site
-    try:
-        zone_id = _text(data, "zone_id", required=True, limit=128)
-        source_id = _text(data, "source_id", limit=128)
-        reason = _text(data, "reason", required=True)
-    except ValueError as exc:
-        return _error(400, str(exc))
-    if zone_id not in site.zone_by_id:
-        return _error(400, f"unknown zone {zone_id!r}")
+    zone_id, source_id = fields["zone_id"], fields["source_id"]
     if source_id is not None and source_id not in [
         s.id for s in site.sources if zone_id in s.zones
     ]:
@@ -473,10 +485,10 @@ async def silence(request: web.Request) -> web.Response:
     now = now_ms()
     record = Silence(
         silence_id=f"sil-{uuid.uuid4().hex[:12]}", zone_id=zone_id, source_id=source_id,
-        by=user.name, reason=reason, ts=now, starts_at=now, ends_at=now + int(minutes * 60_000),
+        by=user.name, reason=fields["reason"], ts=now, starts_at=now,
+        ends_at=now + int(minutes * 60_000),
     )  # fmt: skip
-    settings: Settings = request.app[CENTRE].settings
-    return await _send(request, settings.silences_topic, zone_id, record)
+    return await _send(request, request.app[CENTRE].settings.silences_topic, zone_id, record)
 
 
 # --- open ---------------------------------------------------------------------------------------

@@ -52,6 +52,13 @@ def _decode(raw: bytes | str | dict) -> dict:
     return data
 
 
+def _convert(raw: bytes | str | dict, kind: type, what: str) -> Any:
+    try:
+        return msgspec.convert(_decode(raw), kind)
+    except msgspec.ValidationError as exc:
+        raise Unusable(f"not {what}: {exc}") from None
+
+
 def _number(x: Any) -> float | None:
     if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x):
         return None
@@ -141,22 +148,13 @@ class CentreView:
 
     def apply_ack(self, raw: bytes | str | dict) -> dict:
         """Take one ``crowd.alerts.ack`` record (kept among the recent actions)."""
-        rec = _decode(raw)
-        try:
-            ack = msgspec.convert(rec, Ack)
-        except msgspec.ValidationError as exc:
-            raise Unusable(f"not an acknowledgement: {exc}") from None
-        out = msgspec.to_builtins(ack)
+        out = msgspec.to_builtins(_convert(raw, Ack, "an acknowledgement"))
         self.actions.append(out)
         return out
 
     def apply_silence(self, raw: bytes | str | dict) -> dict:
         """Take one ``crowd.silences`` record: a new silence, or one expired early."""
-        rec = _decode(raw)
-        try:
-            silence = msgspec.convert(rec, Silence)
-        except msgspec.ValidationError as exc:
-            raise Unusable(f"not a silence: {exc}") from None
+        silence = _convert(raw, Silence, "a silence")
         out = msgspec.to_builtins(silence)
         if silence.action == "expire":
             self._silences.pop(silence.silence_id, None)

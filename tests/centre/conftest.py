@@ -54,8 +54,15 @@ def incident(
 
 def silence(sid: str = "s1", ends_at: int = T0 + 3_600_000, action: str = "create") -> dict:
     return msgspec.to_builtins(
-        Silence(silence_id=sid, zone_id="east-plaza", by="chen", reason="drill", ts=T0,
-                ends_at=ends_at, action=action)  # fmt: skip
+        Silence(
+            silence_id=sid,
+            zone_id="east-plaza",
+            by="chen",
+            reason="drill",
+            ts=T0,
+            ends_at=ends_at,
+            action=action,
+        )  # fmt: skip
     )
 
 

@@ -74,7 +74,10 @@ def test_history_is_the_last_hour_in_at_most_120_peaks_with_gaps_as_null(view, r
     history = view.zone("entrance-east", end)["history"]
     assert len(history) == HISTORY_POINTS
     assert history[-1] == [end // BUCKET_MS * BUCKET_MS, None]  # blind: no density
-    assert all(later[0] - earlier[0] == BUCKET_MS for earlier, later in zip(history, history[1:]))
+    assert all(
+        later[0] - earlier[0] == BUCKET_MS
+        for earlier, later in zip(history, history[1:], strict=False)
+    )
     assert history[0][0] > end - 3600_000
     values = [v for _, v in history]
     assert values[-11:-1] == [None] * 10  # the gap shows: 5 minutes without a record
