@@ -52,7 +52,7 @@ class Reader(threading.Thread):
         super().__init__(name="centre-reader", daemon=True)
         self.settings, self.feed = settings, feed
         self.on_event = on_event or (lambda kind, data: None)
-        self._stop = threading.Event()
+        self._halt = threading.Event()
         self.topics = {
             settings.zone_state_topic: "zone",
             settings.alerts_topic: "incident",
@@ -61,7 +61,7 @@ class Reader(threading.Thread):
         }
 
     def stop(self) -> None:
-        self._stop.set()
+        self._halt.set()
 
     def run(self) -> None:
         try:
@@ -89,7 +89,7 @@ class Reader(threading.Thread):
         from kafka import TopicPartition
 
         warned = False
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             consumer.topics()  # refresh metadata
             found = {t: consumer.partitions_for_topic(t) for t in self.topics}
             missing = [t for t, ps in found.items() if not ps]
@@ -98,7 +98,7 @@ class Reader(threading.Thread):
             if not warned:
                 log.warning("waiting for topics %s (a worker creates them)", ", ".join(missing))
                 warned = True
-            self._stop.wait(1.0)
+            self._halt.wait(1.0)
         return []
 
     def _run(self) -> None:
@@ -122,7 +122,7 @@ class Reader(threading.Thread):
             if not pending:
                 self.feed.caught_up.set()
             log.info("centre reader: %d partitions assigned, catching up", len(tps))
-            while not self._stop.is_set():
+            while not self._halt.is_set():
                 for tp, records in consumer.poll(timeout_ms=200).items():
                     kind = self.topics[tp.topic]
                     for r in records:

@@ -78,11 +78,19 @@ class Hub:
             try:
                 q.put_nowait(chunk)
             except asyncio.QueueFull:  # too slow: drop it (its EventSource reconnects)
-                self.clients.discard(q)
-                while not q.empty():
-                    q.get_nowait()
-                q.put_nowait(b"")
+                self._end(q)
         self.metrics.sse_clients.set(len(self.clients))
+
+    def _end(self, q: asyncio.Queue) -> None:
+        """Make a client's stream end (an empty chunk), dropping what it had not taken."""
+        self.clients.discard(q)
+        while not q.empty():
+            q.get_nowait()
+        q.put_nowait(b"")
+
+    def close_all(self) -> None:
+        for q in list(self.clients):
+            self._end(q)
 
 
 class Actions:
@@ -130,10 +138,15 @@ def build_app(
     async def on_startup(app: web.Application) -> None:
         centre.hub = Hub(asyncio.get_running_loop(), metrics)
 
+    async def on_shutdown(app: web.Application) -> None:
+        if centre.hub is not None:
+            centre.hub.close_all()  # end the event streams: nothing waits on them
+
     async def on_cleanup(app: web.Application) -> None:
         await asyncio.get_running_loop().run_in_executor(None, centre.actions.close)
 
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     r = app.router
     r.add_get("/", page)
@@ -351,7 +364,7 @@ async def events(request: web.Request) -> web.StreamResponse:
                 chunk = await asyncio.wait_for(queue.get(), HEARTBEAT_S)
             except TimeoutError:
                 chunk = b": heartbeat\n\n"
-            if chunk == b"":  # dropped as too slow
+            if chunk == b"":  # dropped as too slow, or the centre is stopping
                 break
             await response.write(chunk)
     except (ConnectionResetError, asyncio.CancelledError):

@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
         level=args.loglevel.upper(), format="[%(asctime)s] %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)  # its slow-task notes
     log = logging.getLogger("streams.centre")
     settings = get_settings()
     site = load_site(args.site or settings.site)
