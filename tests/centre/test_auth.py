@@ -332,3 +332,33 @@ def test_event_stream_says_hello_then_pushes_what_the_reader_sees(centre, record
     zone = json.loads(data.removeprefix("data: "))
     assert zone["zone_id"] == "entrance-east" and zone["ts"] == records.t0 + 5000
     assert "point" in zone and "history" not in zone
+
+
+def test_open_occupancy_csv_needs_no_login_and_has_finished_hours_only(centre, records):
+    import csv
+    import io
+    import time
+
+    from streams.centre.server import CENTRE
+
+    app, _, _ = centre
+    now = int(time.time() * 1000)
+    hour = now - now % 3600_000
+    view = app[CENTRE].feed.view
+    for ts, density in ((hour - 3 * 3600_000, 1.234), (hour - 3 * 3600_000 + 60_000, 2.0),
+                        (hour - 30 * 60_000, 5.0)):  # fmt: skip
+        view.apply_zone_state(records.zone_state(zone="underpass", ts=ts, density=density), now)
+
+    async def scenario(client):
+        r = await client.get("/open/occupancy.csv")
+        return r.status, r.headers["Content-Type"], await r.text()
+
+    status, content_type, text = run(app, scenario)
+    assert status == 200 and content_type.startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    underpass = [r for r in rows if r["zone_id"] == "underpass"]
+    assert [(r["mean_density"], r["peak_density"], r["samples"]) for r in underpass] == [
+        ("1.62", "2.00", "2")
+    ]  # the last hour, not over an hour ago yet, is left out
+    assert list(rows[0]) == ["hour_start", "zone_id", "zone_name", "mean_density",
+                             "peak_density", "samples"]  # fmt: skip
