@@ -332,7 +332,10 @@ def _follow(s: _Session) -> None:
     threading.Thread(target=_stdin_lines, args=(lines,), daemon=True, name="stdin").start()
     c = clients.consumer(s.settings, s.group)
     c.subscribe([s.topic])
-    idle_since: float | None = None  # from the group's first assignment
+    # From the group's first assignment; before it, from the start: a console whose group never
+    # forms (a coordinator out of reach) still ends after --idle-timeout instead of hanging.
+    started = time.monotonic()
+    idle_since: float | None = None
     try:
         while True:
             while True:  # commands typed meanwhile
@@ -365,7 +368,8 @@ def _follow(s: _Session) -> None:
             if s.args.max and s.handled >= s.args.max:
                 return
             timeout = s.args.idle_timeout
-            if timeout and idle_since is not None and time.monotonic() - idle_since > timeout:
+            since = idle_since if idle_since is not None else started
+            if timeout and time.monotonic() - since > max(timeout, 60 if idle_since is None else 0):
                 return
     finally:
         c.close()

@@ -59,6 +59,7 @@ def readings(
             "zone_id": zone,
             "ts": r.ts_ms,
             "seq": seq,
+            "simulated": True,  # history replayed, not a live measurement: CAP says Exercise
         }
         if r.value is None:
             reading.update(status="offline", reason=f"no value in row {r.row} of the recording")

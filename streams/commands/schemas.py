@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 
 from streams.config.paths import checkout_root
-from streams.schema.catalog import SCHEMAS
+from streams.schema.catalog import SCHEMAS, latest
 
 
 def default_dir() -> Path:
@@ -41,11 +41,14 @@ def json_schema(model: type[msgspec.Struct]) -> dict[str, Any]:
 
 
 def schema_files() -> dict[str, str]:
-    """File name -> JSON text of each payload's schema."""
-    return {
-        f"{name}.v{version}.json": json.dumps(json_schema(model), indent=2) + "\n"
-        for (name, version), model in SCHEMAS.items()
-    }
+    """File name -> JSON text of each payload's schema (older versions marked deprecated)."""
+    out = {}
+    for (name, version), model in SCHEMAS.items():
+        schema = json_schema(model)
+        if version < latest(name):
+            schema["deprecated"] = True
+        out[f"{name}.v{version}.json"] = json.dumps(schema, indent=2) + "\n"
+    return out
 
 
 def register(sub: argparse._SubParsersAction) -> None:

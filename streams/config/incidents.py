@@ -65,6 +65,9 @@ class Route(_Strict):
     timeout_s: Seconds = 5.0
     max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     backoff_s: Seconds = 1.0  # first retry after this; doubled each time, at most 60 s
+    # Records older than this are not POSTed (audited as delivery-skipped): a webhook added to
+    # a route with history, or back after a long outage, gets news, not the past.
+    max_age_s: Seconds = 900.0
 
 
 class Rule(_Strict):

@@ -13,8 +13,10 @@ How the record maps onto CAP (README "CAP 1.2" has the full table):
   UTC is written ``-00:00`` as CAP requires).
 - ``msgType``: ``Alert`` for the incident's first record (``seq`` 1, ``raised``), ``Cancel``
   once it is ``cleared`` or ``resolved``, ``Update`` otherwise; every later message
-  ``references`` the first one as ``sender,identifier,sent``: its identifier is that of
-  ``seq`` 1 and its ``sent`` the first record's ``ts`` (every record carries it: ``opened_at``).
+  ``references`` the first one as ``sender,identifier,sent``. The first CAP message is the
+  incident's first record sent to a route (a record held back by a silence or a blind zone is
+  published nowhere, CAP included): every record carries its ``announced_seq`` and
+  ``announced_at``.
 - ``scope``: ``Restricted`` to responders and operators (see :data:`RESTRICTION`).
 
 >>> cap_time(1_764_063_000_000, "Asia/Shanghai")
@@ -109,11 +111,15 @@ def cap_polygon(points: Sequence[tuple[float, float]]) -> str:
 
 
 def cap_msg_type(incident: IncidentAlert) -> MsgType:
-    """``Alert`` for an incident's first record, ``Cancel`` once it is over (cleared or
-    resolved), else ``Update``."""
-    if incident.state in _OVER:
-        return "Cancel"
-    return "Alert" if incident.seq <= 1 else "Update"
+    """``Alert`` for an incident's first CAP message (its first record sent to a route),
+    ``Cancel`` once it is over (cleared or resolved), else ``Update``."""
+    if incident.seq == _first_seq(incident):
+        return "Alert"
+    return "Cancel" if incident.state in _OVER else "Update"
+
+
+def _first_seq(incident: IncidentAlert) -> int:
+    return incident.announced_seq or 1
 
 
 def default_sender(site: Site) -> str:
@@ -135,7 +141,7 @@ def cap_message(
     ``zone`` is the incident's zone (its ``polygon``, if any, becomes the area's polygon);
     ``sender`` must be the same for every message of an incident (CAP: no spaces or commas);
     ``tz`` is the site's time zone. ``references`` cites the first record by its ``ts``,
-    which every record carries as ``opened_at``.
+    which every record carries as ``announced_at``.
 
     Raises ``ValueError`` for a ``sender`` CAP cannot carry or a zone that is not the
     incident's.
@@ -144,7 +150,7 @@ def cap_message(
         raise ValueError(f"CAP sender {sender!r}: no spaces, commas, '<' or '&'")
     if zone.id != incident.zone_id:
         raise ValueError(f"zone {zone.id!r} is not the incident's zone {incident.zone_id!r}")
-    first_sent = incident.opened_at
+    first_sent = incident.announced_at or incident.opened_at
 
     over = incident.state in _OVER
     msg_type = cap_msg_type(incident)
@@ -160,8 +166,8 @@ def cap_message(
     _el(alert, "restriction", RESTRICTION)
     if status == "Exercise":
         _el(alert, "note", EXERCISE_NOTE)
-    if incident.seq > 1:
-        first_id = cap_identifier(incident.incident_id, 1)
+    if incident.seq != _first_seq(incident):
+        first_id = cap_identifier(incident.incident_id, _first_seq(incident))
         _el(alert, "references", f"{sender},{first_id},{cap_time(first_sent, tz)}")
     _el(alert, "incidents", quote(incident.incident_id, safe="/:"))
 

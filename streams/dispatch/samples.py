@@ -57,6 +57,8 @@ def incident(
         "ts": started_at + (seq - 1) * MINUTE_MS,
         "started_at": started_at,
         "opened_at": started_at,
+        "announced_seq": 1,
+        "announced_at": started_at,
         "alert_id": None,
         "members": [
             member(

@@ -163,6 +163,15 @@ async def deliver_event(w, route, event, session: aiohttp.ClientSession | None =
 
     msg = event.message
     body = msg.value or b""
+    age_s = time.time() - msg.timestamp if msg.timestamp else 0.0
+    if age_s > route.max_age_s:
+        # History, not news: a webhook added to a route that has run for months must not POST
+        # its whole past (its agent starts from the topic's beginning) to a dispatch gateway.
+        why = f"record {age_s:.0f} s old (route max_age_s {route.max_age_s:g}): not posted"
+        w.metrics.webhook_deliveries.labels(route.id, "skipped").inc()
+        incident_id, zone_id = _ids(body)
+        await _audit(w, msg.key, route.id, "delivery-skipped", incident_id, zone_id, why, why)
+        return
     if body:
         result = await post_json(
             route.webhook, body, timeout_s=route.timeout_s, max_attempts=route.max_attempts,

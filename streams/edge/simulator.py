@@ -185,7 +185,8 @@ class Simulator:
 
     def _observe(self, source: Source, occ: dict[str, float], t: float, ts: int) -> list[dict]:
         seq = self.seq_base + (ts - self.start_ms) // int(TICK_S * 1000)  # one per tick
-        base = {"source_id": source.id, "kind": source.kind, "ts": ts, "seq": seq}
+        base = {"source_id": source.id, "kind": source.kind, "ts": ts, "seq": seq,
+                "simulated": True}  # fmt: skip
         if (
             self.outage
             and self.outage.source_id == source.id

@@ -53,6 +53,8 @@ class Incident(msgspec.Struct, array_like=True):
     routes_sent: list[str] = []  # every route it has been sent to (a blind zone tells them)
     blind: bool = False
     opened_at: int = 0  # ts of its first transition (raised)
+    announced_seq: int = 0  # seq and ts of its first record sent to a route (0: none yet)
+    announced_at: int = 0
 
     @property
     def active(self) -> bool:

@@ -45,6 +45,10 @@ from streams.schema.payloads import Alert, ZoneState
 from streams.zone import alerts as alert_kinds
 
 SYSTEM = "crowdsafe"  # the actor of what the worker does by itself
+# How an incident ends or who handles it: told to every route that ever heard of the incident
+# (a police console that got "critical" must get "cleared" and "resolved", whatever the
+# incident's severity or silences by then), never held back.
+_LIFECYCLE = {"acknowledged", "cleared", "resolved", "silenced", "unsilenced", "blind", "sighted"}
 MANUAL = "manual"  # the kind of an alert a person raised (always a crowd alert)
 # Transitions of the members themselves: held while the zone is blind.
 _MEMBER_TRANSITIONS = {"raised", "updated", "severity-up", "cleared"}
@@ -127,6 +131,8 @@ class IncidentEngine:
             alert.ts,
             alert.message,
         )
+        if any(i.members.get(alert.alert_id) == member for i in book.incidents.values()):
+            return  # this very transition again: readings re-delivered after a crash
         if alert.state == "cleared":
             if inc is None or alert.alert_id not in inc.members:
                 return  # an episode from before incidents existed (or a lost one): nothing open
@@ -228,6 +234,22 @@ class IncidentEngine:
         self._emit(book, zone, inc, "resolved", now_ms, now_ms, out)
         book.remember_resolved(inc, by, ts)
 
+    def refused(self, zone_id: str, item: Ack | Silence, why: str, now_ms: int) -> AuditRecord:
+        """The audit record of an acknowledgement or silence that could not be applied."""
+        is_ack = isinstance(item, Ack)
+        return AuditRecord(
+            v=1,
+            ts=now_ms,
+            actor=item.by,
+            action="refused",
+            zone_id=zone_id,
+            incident_id=item.incident_id if is_ack else None,
+            silence_id=None if is_ack else item.silence_id,
+            route=None,
+            detail=f"{item.action} refused",
+            reason=why,
+        )
+
     # --- silences -------------------------------------------------------------------------
 
     def on_silence(self, book: ZoneBook, zone_id: str, silence: Silence, now_ms: int) -> Changes:
@@ -294,6 +316,8 @@ class IncidentEngine:
             now = self._silence_for(book, inc, now_ms)
             if now != inc.silenced_by:
                 inc.silenced_by = now
+                if now is None:  # the ladder paused while silenced: its deadline starts again
+                    inc.tier_since_ms = now_ms
                 self._emit(
                     book, zone, inc, "silenced" if now else "unsilenced", now_ms, now_ms, out
                 )
@@ -312,14 +336,19 @@ class IncidentEngine:
         self._apply_silences(book, zone, now_ms, out)
         last = len(self.ladder.tiers) - 1
         for inc in list(book.incidents.values()):
-            if inc.state == "open" and inc.tier < last:
-                tier = self.ladder.tiers[inc.tier]
-                deadline_s = tier.deadline_s(inc.severity)
-                if now_ms - inc.tier_since_ms >= deadline_s * 1000:
-                    inc.tier, inc.tier_since_ms = inc.tier + 1, now_ms
+            if inc.state == "open" and inc.silenced_by is None:
+                # Every deadline passed since the last look (a worker down for a while climbs
+                # the tiers it would have climbed), each from when the previous one passed.
+                while inc.tier < last:
+                    tier = self.ladder.tiers[inc.tier]
+                    deadline_s = tier.deadline_s(inc.severity)
+                    due = inc.tier_since_ms + int(deadline_s * 1000)
+                    if now_ms < due:
+                        break
+                    inc.tier, inc.tier_since_ms = inc.tier + 1, due
                     detail = f"not acknowledged within {deadline_s:g} s at tier {tier.name}"
                     out.audits.append(self._audit(SYSTEM, "escalate", zone, inc, now_ms, detail))
-                    self._emit(book, zone, inc, "tier-up", now_ms, now_ms, out)
+                    self._emit(book, zone, inc, "tier-up", due, now_ms, out)
             elif inc.state == "cleared" and inc.cleared_ms is not None:
                 after = self.site.incidents.auto_resolve_after_s
                 if now_ms - inc.cleared_ms >= after * 1000:
@@ -359,7 +388,11 @@ class IncidentEngine:
             if inc.category == "technical" and book.blind and crowd is not None:
                 # Police must know they lost sight of a crowd: its routes hear of the outage.
                 routes = sorted({*routes, *crowd.routes_sent})
+            if transition in _LIFECYCLE:
+                routes = sorted({*routes, *inc.routes_sent})
             inc.routes_sent = sorted({*inc.routes_sent, *routes})
+        if routes and not inc.announced_seq:
+            inc.announced_seq, inc.announced_at = inc.seq, inc.last_ts
         record = IncidentAlert(
             v=2,
             incident_id=inc.incident_id,
@@ -374,6 +407,8 @@ class IncidentEngine:
             ts=inc.last_ts,
             started_at=inc.started_at,
             opened_at=inc.opened_at,
+            announced_seq=inc.announced_seq or None,
+            announced_at=inc.announced_at or None,
             alert_id=alert_id,
             members=[Member(**_fields(m)) for m in inc.members.values()],
             acknowledged_by=inc.acknowledged_by,
@@ -401,8 +436,10 @@ class IncidentEngine:
         self, book: ZoneBook, inc: Incident, transition: str, member: MemberState | None
     ) -> str | None:
         """Why this transition goes to no route, if it does not."""
-        if transition in ("silenced", "unsilenced"):
-            return None  # the consoles learn that an incident went quiet, and when it speaks
+        if transition in _LIFECYCLE:
+            return None  # who handles it and how it ends; consoles learn when it goes quiet
+        if member is not None and member.kind == MANUAL:
+            return None  # a person saw it: neither a silence nor a blind zone holds it back
         if inc.silenced_by is not None and not _never_silenced(inc):
             return "silenced"
         if inc.category == "crowd" and book.blind and transition in _MEMBER_TRANSITIONS:

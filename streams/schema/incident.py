@@ -79,7 +79,11 @@ class IncidentAlert(_Out):
     tier: str  # the escalation tier it has reached (site file [[escalation.tiers]])
     ts: int  # when this transition happened (ms); never before the incident's previous one
     started_at: int  # event time of its first alert
-    opened_at: int  # ts of its first record (transition raised): CAP references it
+    opened_at: int  # ts of its first record (transition raised)
+    # seq and ts of its first record sent to a route (its CAP Alert, which later CAP messages
+    # reference); null while every record so far was held
+    announced_seq: int | None
+    announced_at: int | None
     alert_id: str | None  # the member whose transition this is (None: ack, tier-up, ...)
     members: list[Member]
     acknowledged_by: str | None
@@ -145,6 +149,7 @@ AuditAction = Literal[
     "route",  # a transition was sent to a route's topic
     "deliver",  # a webhook accepted it
     "delivery-failed",  # a webhook refused it after every retry (also dead-lettered)
+    "delivery-skipped",  # too old to be news (a route's max_age_s): not posted
     "silence",
     "unsilence",
     "refused",  # an acknowledgement or silence that could not be applied, and why

@@ -66,6 +66,9 @@ class Reading(msgspec.Struct, kw_only=True):
     direction_deg: Annotated[float, Meta(ge=0, le=360)] | None = None
     velocity_var: NonNegative | None = None  # m²/s²
     pressure: NonNegative | None = None  # Helbing 2007, 1/s²
+    # Not a live measurement (the simulator, a replay of history): a zone fed such readings
+    # publishes its CAP messages as Exercise, never Actual. Optional, added later.
+    simulated: bool = False
 
     def __post_init__(self) -> None:
         # A ValueError here becomes a msgspec.ValidationError with the reading's path.

@@ -130,6 +130,8 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
             continue
         by_zone[readings[0].zone_id].extend(readings)
         zone_events[readings[0].zone_id].append(event)
+        # A zone's newest message says whether it is fed simulated data (CAP: Exercise).
+        w.simulated[readings[0].zone_id] = readings[-1].simulated
         for r in readings:  # where each came from, should the event-time policy refuse it
             origin[id(r)] = event
     now_ms = int(time.time() * 1000)
@@ -160,18 +162,34 @@ async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: l
     books = []
     for zone_id in [*outcomes, *(z for z in inputs if z not in outcomes)]:
         event = zone_events[zone_id][-1]
-        book = await w.desk.handle_zone(
-            stream, event, zone_id, outcomes.get(zone_id), inputs.get(zone_id), now_ms
-        )
+        try:
+            book = await w.desk.handle_zone(
+                stream, event, zone_id, outcomes.get(zone_id), inputs.get(zone_id), now_ms
+            )
+        except Exception as exc:  # noqa: BLE001 - one zone's incidents must not stop the rest
+            # Its readings are applied and published; its book is not written (the next batch
+            # starts from the one stored), and its acknowledgements and silences are
+            # dead-lettered. (A send the broker refuses surfaces in delivered() below, and stops
+            # the batch as any such failure does.)
+            log.exception("zone %s: incidents could not be updated", zone_id)
+            w.metrics.incident_errors.inc()
+            for item_event, _ in inputs[zone_id].items if zone_id in inputs else ():
+                await publisher.dead_letter(
+                    item_event, f"processing failed: {exc!r}"[:500], "processing"
+                )
+            continue
         if book is not None:
             books.append((zone_id, event, book))
     await publisher.delivered()  # every record this batch sent is on the broker
-    for zone_id, event, state in writes:
-        with current_event(stream, event):
-            zones[zone_id] = encode_state(state)
+    # Incidents before zone state: a crash between the two re-delivers the readings, whose
+    # alert transitions the book already has (the engine ignores them), rather than dropping
+    # them as duplicates while the book never heard of their alerts.
     for zone_id, event, book in books:
         with current_event(stream, event):
             w.desk.write(zone_id, book)
+    for zone_id, event, state in writes:
+        with current_event(stream, event):
+            zones[zone_id] = encode_state(state)
     for partition, event in ticks.items():
         await sweep_partition(w, publisher, stream, event, partition, skip=by_zone)
 
@@ -193,8 +211,8 @@ async def sweep_partition(w, publisher, stream, event, partition: int, skip) -> 
         book = await w.desk.sweep(stream, event, zone_id, now_ms, book)
         if (outcome is not None and outcome.alerts) or book is not None:
             await publisher.delivered()
-        with current_event(stream, event):
-            if outcome is not None and outcome.alerts:
-                w.zones[zone_id] = encode_state(outcome.state)
+        with current_event(stream, event):  # incidents first, as in handle_batch
             if book is not None:
                 w.desk.write(zone_id, book)
+            if outcome is not None and outcome.alerts:
+                w.zones[zone_id] = encode_state(outcome.state)

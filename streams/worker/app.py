@@ -64,6 +64,9 @@ class WorkerApp:
     # Site zones by the readings partition their key maps to (Kafka's murmur2, as producers use).
     zones_by_partition: dict[int, list[str]] = field(default_factory=dict)
     desk: object = None  # streams.worker.incidents.IncidentDesk, made with the agent
+    # Zones whose newest readings are simulated (the simulator, a replay): in memory only, so
+    # after a restart until their next reading a zone is taken for live.
+    simulated: dict[str, bool] = field(default_factory=dict)
 
 
 def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:

@@ -106,6 +106,7 @@ class IncidentDesk:
                     found = self.engine.on_silence(book, zone_id, item, now_ms)
             except Refused as exc:
                 await self.publisher.dead_letter(item_event, str(exc), "refused")
+                changes.audits.append(self.engine.refused(zone_id, item, str(exc), now_ms))
                 continue
             changes.records += found.records
             changes.audits += found.audits

@@ -48,6 +48,11 @@ class WorkerMetrics:
             ["category", "transition", "severity", "held"],
             registry=r,
         )
+        self.incident_errors = Counter(
+            "crowdsafe_incident_errors_total",
+            "Zone batches whose incidents could not be updated (an internal error, logged)",
+            registry=r,
+        )
         self.routed = Counter(
             "crowdsafe_incident_routed_total",
             "Incident transitions sent to a route's topic",
@@ -107,7 +112,7 @@ class WorkerMetrics:
         self.webhook_deliveries = Counter(
             "crowdsafe_webhook_deliveries_total",
             "Route messages POSTed to the route's webhook, by outcome (delivered, failed: "
-            "dead-lettered after every attempt)",
+            "dead-lettered after every attempt, skipped: older than the route's max_age_s)",
             ["route", "outcome"],
             registry=r,
         )

@@ -153,7 +153,8 @@ class Publisher:
                     topic = w.topics.dispatch[route]
                     self._pending.append(await topic.send(key=key, value=to_json(dispatch)))
                     metrics.routed.labels(route).inc()
-                cap = cap_message_for_site(record, w.site, exercise=w.settings.exercise)
+                drill = w.settings.exercise or w.simulated.get(zone_id, False)
+                cap = cap_message_for_site(record, w.site, exercise=drill)
                 self._pending.append(await w.topics.cap.send(key=key, value=cap))
         for audit in changes.audits:
             self._pending.append(await w.topics.audit.send(key=key, value=to_json(audit)))

@@ -65,6 +65,8 @@ def incident(**changes) -> IncidentAlert:
         ts=T0,
         started_at=T0,
         opened_at=T0,
+        announced_seq=1,
+        announced_at=T0,
         alert_id=f"entrance-east/density/{T0}",
         members=[member()],
         acknowledged_by=None,
@@ -179,10 +181,21 @@ def test_the_first_message_sent_time_is_cited_when_it_differs_from_started_at():
     # An anomaly is raised after being held 60 s above its threshold: the first record's ts
     # (its sent, and every later record's opened_at) is later than the incident's started_at.
     raised_at = T0 + 60_000
-    first = message(incident(ts=raised_at, opened_at=raised_at))
-    later = message(incident(seq=2, ts=T0 + 120_000, opened_at=raised_at))
+    first = message(incident(ts=raised_at, opened_at=raised_at, announced_at=raised_at))
+    later = message(incident(seq=2, ts=T0 + 120_000, opened_at=raised_at, announced_at=raised_at))
     assert text(later, "cap:references").endswith("," + text(first, "cap:sent"))
     assert text(first, "cap:sent") == "2025-11-25T17:31:00+08:00"
+
+
+def test_the_first_cap_message_is_the_first_record_sent_anywhere():
+    # seq 1 and 2 were held (a silence): nobody, CAP included, got them; seq 3 is the Alert
+    first = message(incident(seq=3, ts=T0 + 180_000, announced_seq=3, announced_at=T0 + 180_000))
+    assert text(first, "cap:msgType") == "Alert"
+    assert first.find("cap:references", NS) is None
+    later = message(incident(seq=4, ts=T0 + 240_000, announced_seq=3, announced_at=T0 + 180_000))
+    assert text(later, "cap:msgType") == "Update"
+    ref = f"{text(first, 'cap:sender')},{text(first, 'cap:identifier')},{text(first, 'cap:sent')}"
+    assert text(later, "cap:references") == ref
 
 
 def test_a_forecast_only_incident_is_likely_and_a_warning_is_expected_and_moderate():

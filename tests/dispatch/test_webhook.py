@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from contextlib import asynccontextmanager
 from types import SimpleNamespace
 
@@ -152,10 +153,11 @@ def fake_worker():
     return SimpleNamespace(topics=topics, metrics=WorkerMetrics(CollectorRegistry()))
 
 
-def fake_event(value: bytes):
+def fake_event(value: bytes, age_s: float = 0.0):
     message = SimpleNamespace(
-        key=b"ticket-hall", value=value, topic="crowd.dispatch.cad", partition=1, offset=7
-    )
+        key=b"ticket-hall", value=value, topic="crowd.dispatch.cad", partition=1, offset=7,
+        timestamp=time.time() - age_s,
+    )  # fmt: skip
     return SimpleNamespace(message=message)
 
 
@@ -191,6 +193,21 @@ def test_deliver_event_audits_and_dead_letters(status):
     assert (dead["topic"], dead["partition"], dead["offset"]) == ("crowd.dispatch.cad", 1, 7)
     assert base64.b64decode(dead["value_b64"]) == BODY
     assert count(w, "crowdsafe_webhook_deliveries_total", route="cad", outcome="failed") == 1
+
+
+def test_a_record_older_than_the_routes_max_age_is_not_posted_but_audited():
+    w, receiver = fake_worker(), Receiver([200])
+
+    async def run():
+        async with serving(receiver) as url:
+            route = Route(id="cad", webhook=url, max_age_s=600)
+            await deliver_event(w, route, fake_event(BODY, age_s=3600))
+
+    asyncio.run(run())
+    assert receiver.bodies == []  # history is not news
+    [(_, audit)] = w.topics.audit.sent
+    assert audit["action"] == "delivery-skipped" and "3600 s old" in audit["reason"]
+    assert count(w, "crowdsafe_webhook_deliveries_total", route="cad", outcome="skipped") == 1
 
 
 def test_ids_of_a_body_that_is_not_an_object_are_none():

@@ -221,9 +221,11 @@ def test_a_silenced_zone_records_but_routes_nothing_except_critical_density(engi
     assert not out.records and out.audits[0].action == "silence"
     (rec,) = feed(engine, book, alert("forecast", "warning"), now=T0 + MIN)
     assert (rec.held, rec.silenced_by, rec.routes) == ("silenced", "s1", [])
+    assert rec.announced_seq is None  # sent nowhere yet
     (crit,) = feed(engine, book, alert("density", "critical"), now=T0 + 2 * MIN)
     assert crit.held is None and crit.routes == ["police", "station-staff"]
     assert crit.silenced_by is None  # a critical density alert is never silenced
+    assert (crit.announced_seq, crit.announced_at) == (crit.seq, crit.ts) == (2, T0)
 
 
 def test_a_silence_ends_on_time_or_when_expired_and_the_incident_says_so(engine):
@@ -231,11 +233,13 @@ def test_a_silence_ends_on_time_or_when_expired_and_the_incident_says_so(engine)
     feed(engine, book, alert("forecast", "warning"), now=T0)
     (on,) = engine.on_silence(book, ZONE, silence(ends=T0 + 10 * MIN), T0 + MIN).records
     assert (on.transition, on.silenced_by) == ("silenced", "s1")
-    off, up = engine.sweep(book, ZONE, T0 + 10 * MIN).records  # and grid's 600 s are up
+    # the ladder paused while silenced: grid's 600 s run again from the end of the silence
+    (off,) = engine.sweep(book, ZONE, T0 + 10 * MIN).records
     assert (off.transition, off.silenced_by) == ("unsilenced", None)
+    (up,) = engine.sweep(book, ZONE, T0 + 20 * MIN).records
     assert (up.transition, up.held, up.routes) == ("tier-up", None, ["station-staff"])
-    engine.on_silence(book, ZONE, silence("s2"), T0 + 11 * MIN)
-    out = engine.on_silence(book, ZONE, silence("s2", action="expire"), T0 + 12 * MIN)
+    engine.on_silence(book, ZONE, silence("s2"), T0 + 21 * MIN)
+    out = engine.on_silence(book, ZONE, silence("s2", action="expire"), T0 + 22 * MIN)
     assert [r.transition for r in out.records] == ["unsilenced"]
     assert out.audits[0].action == "unsilence"
 
@@ -325,3 +329,56 @@ def test_a_manual_alert_needs_its_zone_a_severity_and_a_note(engine):
                                             note="n", **base), T0)  # fmt: skip
     with pytest.raises(Refused, match="needs a severity and a note"):
         engine.on_ack(ZoneBook(), ZONE, Ack(incident_id=ZONE, severity="warning", **base), T0)
+
+
+def test_the_routes_that_heard_of_an_incident_hear_how_it_ends(engine):
+    """Police got the critical; the incident falls back to warning (their rule no longer
+    matches), is acknowledged, clears and is resolved: they hear each of these."""
+    book = ZoneBook()
+    feed(engine, book, alert("forecast", "warning"))
+    started = T0 + MIN
+    feed(engine, book, alert("density", "critical", started=started, ts=started))
+    (down,) = feed(engine, book, alert("density", "critical", "cleared", started, T0 + 2 * MIN))
+    assert down.severity == "warning" and down.routes == ["station-staff"]
+    (acked,) = engine.on_ack(book, ZONE, ack(down.incident_id), T0 + 3 * MIN).records
+    (gone,) = feed(engine, book, alert("forecast", "warning", "cleared", ts=T0 + 4 * MIN))
+    end = ack(down.incident_id, action="resolve", ts=T0 + 5 * MIN)
+    (done,) = engine.on_ack(book, ZONE, end, T0 + 5 * MIN).records
+    for rec in (acked, gone, done):
+        assert rec.routes == ["police", "station-staff"], rec.transition
+
+
+def test_a_silence_never_hides_how_an_incident_police_heard_of_ends(engine):
+    book = ZoneBook()
+    engine.on_silence(book, ZONE, silence(), T0)
+    (crit,) = feed(engine, book, alert("density", "critical"))
+    assert crit.routes == ["police", "station-staff"]  # a critical density: never silenced
+    (gone,) = feed(engine, book, alert("density", "critical", "cleared", ts=T0 + MIN))
+    assert (gone.transition, gone.held) == ("cleared", None)
+    assert gone.routes == ["police", "station-staff"]
+
+
+def test_an_alert_transition_seen_again_changes_nothing(engine):
+    """Readings re-delivered after a crash between the worker's two table writes."""
+    book = ZoneBook()
+    first = alert("density", "warning")
+    feed(engine, book, first)
+    assert feed(engine, book, first) == []
+    assert next(iter(book.incidents.values())).seq == 1
+
+
+def test_the_ladder_catches_up_after_the_worker_was_down(engine):
+    book = ZoneBook()
+    feed(engine, book, alert("density", "critical"), now=T0)
+    # down for an hour: grid (120 s), community (300 s), street (600 s) all passed
+    records = engine.sweep(book, ZONE, T0 + 3_600_000).records
+    assert [(r.tier, r.ts) for r in records] == [
+        ("community", T0 + 120_000), ("street", T0 + 420_000), ("district", T0 + 1_020_000),
+    ]  # fmt: skip
+
+
+def test_a_silenced_incident_does_not_climb_the_ladder(engine):
+    book = ZoneBook()
+    engine.on_silence(book, ZONE, silence(ends=T0 + 3_600_000), T0)
+    feed(engine, book, alert("forecast", "warning"), now=T0)
+    assert not engine.sweep(book, ZONE, T0 + 3_000_000).records

@@ -107,6 +107,8 @@ def test_every_routed_transition_is_a_valid_cap_message(surge):
         doc = etree.fromstring(record.value)
         assert schema.validate(doc), schema.error_log
         types.append(doc.findtext("cap:msgType", namespaces=ns))
+        # the surge came from `crowdsafe simulate`: a drill, never an Actual alert
+        assert doc.findtext("cap:status", namespaces=ns) == "Exercise"
         area = doc.findtext("cap:info/cap:area/cap:areaDesc", namespaces=ns)
         assert area == SITE.zone(record.key.decode()).name  # keyed by the incident's zone
     assert "Alert" in types and "Update" in types

@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import signal
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from html.parser import HTMLParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
+from streams.testing_browser import CHROMIUM, Node, StubHandler, StubServer, chromium, parse
+
 PAGE = Path(__file__).resolve().parents[2] / "streams" / "worker" / "web" / "index.html"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SURGE_ZONE = "entrance-east"
 
 needs_chromium = pytest.mark.skipif(
@@ -31,43 +26,7 @@ needs_chromium = pytest.mark.skipif(
 )
 
 
-# --- a headless browser ------------------------------------------------------------------------
-
-
-def chromium(url: str, *args: str, budget_ms: int = 5000, timeout: float = 60) -> str:
-    """Run headless Chromium on ``url`` with a throw-away profile; its stdout."""
-    with tempfile.TemporaryDirectory(prefix="crowdsafe-chromium-") as profile:
-        cmd = [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            f"--user-data-dir={profile}",
-            # Virtual time: the page's 1 s refresh timer runs several times, without waiting.
-            f"--virtual-time-budget={budget_ms}",
-            *args,
-            url,
-        ]
-        # Own session, so a hung browser is killed with all its helper processes.
-        proc = subprocess.Popen(
-            cmd,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            start_new_session=True,
-        )
-        try:
-            out, _ = proc.communicate(timeout=timeout)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
-    return out
+# --- a headless browser (streams.testing_browser) ---------------------------------------------
 
 
 def dump_dom(url: str, **kw) -> Node:
@@ -78,72 +37,6 @@ def screenshot(url: str, path: Path, size: str = "1280,800") -> Path:
     chromium(url, f"--screenshot={path}", f"--window-size={size}")
     assert path.exists() and path.stat().st_size > 10_000, "no screenshot written"
     return path
-
-
-# --- a small DOM to query ----------------------------------------------------------------------
-
-
-class Node:
-    def __init__(self, tag: str, attrs: dict[str, str | None]) -> None:
-        self.tag, self.attrs, self.children = tag, attrs, []
-
-    @property
-    def classes(self) -> set[str]:
-        return set((self.attrs.get("class") or "").split())
-
-    def text(self) -> str:
-        return " ".join(
-            " ".join((c if isinstance(c, str) else c.text()).split()) for c in self.children
-        ).strip()
-
-    def find_all(self, pred: Callable[[Node], bool]) -> list[Node]:
-        found = []
-        for c in self.children:
-            if isinstance(c, Node):
-                if pred(c):
-                    found.append(c)
-                found.extend(c.find_all(pred))
-        return found
-
-    def by_id(self, id_: str) -> Node:
-        (node,) = self.find_all(lambda n: n.attrs.get("id") == id_)
-        return node
-
-    def with_attr(self, name: str, value: str | None = None) -> list[Node]:
-        return self.find_all(
-            lambda n: name in n.attrs and (value is None or n.attrs[name] == value)
-        )
-
-
-class _TreeBuilder(HTMLParser):
-    VOID = {"meta", "br", "link", "img", "input", "hr", "wbr", "source"}
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.root = Node("#document", {})
-        self.stack = [self.root]
-
-    def handle_starttag(self, tag, attrs):
-        node = Node(tag, dict(attrs))
-        self.stack[-1].children.append(node)
-        if tag not in self.VOID:
-            self.stack.append(node)
-
-    def handle_endtag(self, tag):
-        for i in range(len(self.stack) - 1, 0, -1):
-            if self.stack[i].tag == tag:
-                del self.stack[i:]
-                return
-
-    def handle_data(self, data):
-        if self.stack[-1].tag not in ("script", "style"):
-            self.stack[-1].children.append(data)
-
-
-def parse(html: str) -> Node:
-    builder = _TreeBuilder()
-    builder.feed(html)
-    return builder.root
 
 
 # --- canned feeds ------------------------------------------------------------------------------
@@ -214,34 +107,24 @@ CANNED_ALERTS = {  # newest first, as /api/alerts serves them
 }
 
 
-class _Stub(BaseHTTPRequestHandler):
+class _Stub(StubHandler):
     feeds: dict[str, dict] | None = None  # None: the API answers 503, as a sick worker would
     answers: list[int] = [10**9]  # feed requests left before the "worker" dies
 
     def do_GET(self):  # noqa: N802 (http.server's name)
         path = self.path.split("?")[0]
         if path == "/":
-            self._send(200, "text/html", PAGE.read_bytes())
+            self.send_body(200, "text/html", PAGE.read_bytes())
         elif self.feeds is not None and path in self.feeds and self.answers[0] > 0:
             self.answers[0] -= 1
-            self._send(200, "application/json", json.dumps(self.feeds[path]).encode())
+            self.send_body(200, "application/json", json.dumps(self.feeds[path]).encode())
         else:
-            self._send(503, "text/plain", b"unavailable")
-
-    def _send(self, status: int, ctype: str, body: bytes) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
+            self.send_body(503, "text/plain", b"unavailable")
 
 
 def stub_server(feeds: dict[str, dict] | None, answers: int = 10**9) -> Iterator[str]:
     handler = type("Handler", (_Stub,), {"feeds": feeds, "answers": [answers]})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = StubServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -26,7 +26,15 @@ def alert_states(records: list[dict], zone: str, kind: str = "density") -> list[
 
 
 def cleared(zone: str):
-    return lambda alerts: "cleared" in alert_states(alerts, zone)
+    """Until the zone's density alert has cleared, and with it its crowd incident."""
+
+    def over(records: list[dict]) -> bool:
+        crowd = [r for r in records if r["zone_id"] == zone and r["category"] == "crowd"]
+        return "cleared" in alert_states(records, zone) and any(
+            r["transition"] == "cleared" for r in crowd
+        )
+
+    return over
 
 
 def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline, schema_file):
