@@ -48,6 +48,7 @@ def incident(
             alert_id=None, members=[member], acknowledged_by=None, acknowledged_at=None,
             resolved_by=None, note=None, blind=False, silenced_by=None, routes=["police"],
             held=None, density=4.2, minutes_to_critical=None, message="msg",
+            announced_seq=1, announced_at=started,
         )
     )  # fmt: skip
 
