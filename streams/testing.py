@@ -84,6 +84,12 @@ class Sandbox:
         self.bootstrap = bootstrap
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        # The command centre (start_centre): its own port and users file in tmp.
+        self.centre_port = free_port()
+        self.env["CROWDSAFE_CENTRE_PORT"] = str(self.centre_port)
+        self.env["CROWDSAFE_USERS_FILE"] = str(tmp / "centre-users.toml")
+        self.centre_proc: subprocess.Popen | None = None
+        self.centre_starts = 0
 
     def topic(self, name: str) -> str:
         """This sandbox's name of topic ``name`` (``alerts``, ``acks``, ``audit``...), or of a
@@ -127,6 +133,63 @@ class Sandbox:
             procs.stop(self.proc, grace_s=30)
         if getattr(self, "_log", None):
             self._log.close()
+
+    def add_user(self, name: str, role: str) -> str:
+        """A command-centre user of this sandbox (``crowdsafe users add``); their token."""
+        result = self.cli("users", "add", name, "--role", role)
+        if result.returncode != 0:
+            raise RuntimeError(f"users add failed: {result.stderr}")
+        return result.stdout.strip().splitlines()[-1]
+
+    def start_centre(self, timeout: float = 60, env: dict[str, str] | None = None) -> None:
+        """``crowdsafe centre`` on :attr:`centre_port`, returning once it has read the topics
+        to their end (its ``/health`` says ``caught_up``). Stop it with :meth:`stop_centre`."""
+        self.centre_starts += 1
+        path = self.tmp / f"centre-{self.centre_starts}.log"
+        self._centre_log = open(path, "w")  # noqa: SIM115 (lives with the process)
+        self.centre_proc = procs.spawn(
+            [sys.executable, "-m", "streams.cli", "centre"],
+            log=self._centre_log, env={**self.env, **(env or {})}, cwd=IMPORT_ROOT,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.centre_proc.poll() is not None:
+                raise RuntimeError(f"centre exited {self.centre_proc.returncode}:\n"
+                                   f"{path.read_text()[-4000:]}")  # fmt: skip
+            try:
+                if self.centre_get("/health").get("caught_up"):
+                    return
+            except (OSError, ValueError):
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"centre not ready in {timeout}s:\n{path.read_text()[-4000:]}")
+
+    def stop_centre(self) -> None:
+        if self.centre_proc is not None:
+            procs.stop(self.centre_proc, grace_s=15)
+            self.centre_proc = None
+        if getattr(self, "_centre_log", None):
+            self._centre_log.close()
+
+    def centre_get(self, path: str, token: str | None = None) -> dict:
+        """GET the centre's ``path`` (JSON), with ``token`` as a Bearer token if given."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.centre_port}{path}")
+        if token:
+            req.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - loopback
+            return json.loads(resp.read())
+
+    def centre_post(self, path: str, body: dict, token: str) -> tuple[int, dict]:
+        """POST JSON to the centre's ``path`` as ``token``'s user: (status, JSON answer)."""
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.centre_port}{path}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )  # fmt: skip
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - loopback
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read() or b"{}")
 
     def log_tail(self, lines: int = 40) -> str:
         text = (self.tmp / f"worker-{self.starts}.log").read_text()

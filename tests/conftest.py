@@ -52,6 +52,7 @@ def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Sandbox]:
     try:
         yield p
     finally:
+        p.stop_centre()
         p.stop_worker()
 
 

@@ -42,6 +42,7 @@ SUMMARY: dict[str, tuple[str, ...]] = {
     "state_bytes_per_zone": ("detectors", "state_bytes_per_zone"),
     "restart_resume_s": ("faults", "restart_resume_s"),
     "failover_s": ("faults", "failover_s"),
+    "centre_push_latency_ms": ("centre", "push_latency_ms_median"),
 }  # fmt: skip
 
 

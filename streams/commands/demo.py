@@ -1,4 +1,5 @@
-"""``crowdsafe demo``: broker, worker, simulator and dispatch feed together; Ctrl-C stops them.
+"""``crowdsafe demo``: broker, worker, command centre, simulator and dispatch feed together;
+Ctrl-C stops them.
 
 The local broker is started only when ``KAFKA_BOOTSTRAP`` is not set, and stopped at the end only
 if the demo started it.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -18,7 +20,9 @@ from streams.ops import procs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run broker, worker, simulator and dispatch feed together")
+    p = sub.add_parser(
+        "demo", help="run broker, worker, command centre, simulator and dispatch feed together"
+    )
     p.add_argument("--scenario", default="surge", help="simulator scenario (default: surge)")
     p.add_argument(
         "--speed",
@@ -48,17 +52,17 @@ def _spawn(
     return procs.spawn(argv, log=out, env=env, stdin=stdin)
 
 
-def _wait_for_page(url: str, worker: subprocess.Popen, timeout_s: float = 120) -> None:
+def _wait_for(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if worker.poll() is not None:
-            raise SystemExit("demo: the worker exited; see its log")
+        if proc.poll() is not None:
+            raise SystemExit(f"demo: the {name} exited; see its log")
         try:
-            with urllib.request.urlopen(url + "api/zones", timeout=2):
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except OSError:
             time.sleep(1)
-    raise SystemExit(f"demo: the worker did not answer at {url} in {timeout_s:.0f}s")
+    raise SystemExit(f"demo: the {name} did not answer at {url} in {timeout_s:.0f}s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -82,9 +86,15 @@ def run(args: argparse.Namespace) -> int:
         # Simulated data: its CAP messages say Exercise, never Actual.
         exercise = {**os.environ, "CROWDSAFE_EXERCISE": "1"}
         worker = children["worker"] = _spawn("worker", ["worker"], log_dir, env=exercise)
-        url = f"http://127.0.0.1:{settings.web_port}/"
+        metrics = f"http://127.0.0.1:{settings.web_port}/metrics"
         print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
-        _wait_for_page(url, worker)
+        _wait_for(metrics, "worker", worker)
+        # The command centre, with an operator token for this run (or the one set already).
+        token = os.environ.get("CROWDSAFE_TOKEN") or secrets.token_urlsafe(18)
+        centre_env = {**os.environ, "CROWDSAFE_TOKEN": token}
+        centre = children["centre"] = _spawn("centre", ["centre"], log_dir, env=centre_env)
+        url = f"http://127.0.0.1:{settings.centre_port}/"
+        _wait_for(url + "health", "centre", centre)
         # The police console, a fresh group from the latest offset: this run's incidents only
         # (it reads no commands: the demo's terminal is for Ctrl-C; open another console to act).
         group = f"demo-dispatch-{int(time.time())}"
@@ -94,7 +104,12 @@ def run(args: argparse.Namespace) -> int:
         sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
                "--clock", args.clock]  # fmt: skip
         children["simulate"] = _spawn("simulate", sim, log_dir)
-        print(f"demo: command centre at {url}  ·  metrics at {url}metrics", flush=True)
+        print(f"demo: command centre at {url}  ·  worker metrics at {metrics}", flush=True)
+        if os.environ.get("CROWDSAFE_TOKEN"):
+            print("demo: log in there with your CROWDSAFE_TOKEN (an operator)", flush=True)
+        else:
+            print(f"demo: log in there with the operator token {token} "
+                  "(this run only; `crowdsafe users add` makes lasting users)", flush=True)  # fmt: skip
         print(
             f"demo: simulating '{args.scenario}' at {args.speed:g}x; the police console "
             "(crowdsafe dispatch --route police):",

@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.config.paths import bundled_site, default_kafka_lib_dir, default_state_dir
@@ -73,9 +73,22 @@ class Settings(BaseSettings):
     # membership, so a restarted worker finds its own state and partitions (default: host and
     # web port, which two workers on one host cannot share).
     worker_id: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    web_host: str = "127.0.0.1"  # the worker's web server (page, /metrics, /health) binds here
-    web_port: int = Field(6066, ge=1, le=65535)
+    web_host: str = "127.0.0.1"  # the worker's web server (/metrics, /health, JSON) binds here
+    web_port: int = Field(6067, ge=1, le=65535)
     store: str = "rocksdb://"
+    # The command centre (crowdsafe centre): its page, API and event stream.
+    centre_host: str = "127.0.0.1"
+    centre_port: int = Field(6066, ge=1, le=65535)
+    # Its users (name, role, token hash); default <state dir>/centre/users.toml.
+    users_file: Path | None = None
+    # A single-operator setup: this token is accepted as the operator "operator" (never logged).
+    token: SecretStr | None = None
+    # When a zone not updated for this long is shown stale (default: the site's stale_after_s).
+    centre_stale_after_s: float | None = Field(None, gt=0)
+    # How far back the centre reads crowd.zone-state for the open hourly occupancy data.
+    centre_open_data_hours: int = Field(24, ge=1, le=24 * 31)
+    # How long a page login lasts without use.
+    centre_session_idle_s: float = Field(12 * 3600.0, gt=0)
     # How long the group waits for a silent worker before giving its partitions to another.
     session_timeout_s: float = Field(10.0, ge=6, le=300)
     # A worker asked to stop (SIGTERM, Ctrl-C) that has not exited after this long exits hard:
@@ -110,6 +123,10 @@ class Settings(BaseSettings):
     def worker_state_dir(self) -> Path:
         """This worker's own local state (RocksDB): two workers never share a folder."""
         return self.state_dir / "worker" / self.app_id / self.worker_name
+
+    @property
+    def centre_users_file(self) -> Path:
+        return self.users_file or self.state_dir / "centre" / "users.toml"
 
     @property
     def kafka_dir(self) -> Path:

@@ -1,4 +1,6 @@
-"""Web views of the worker: the command-centre page, its JSON feeds and Prometheus metrics.
+"""Web views of the worker: its JSON feeds (what this worker holds), health and Prometheus
+metrics. The command-centre page is served by ``crowdsafe centre`` (streams/centre/), which
+sees every worker's zones through the topics.
 
 Registered on one app by :func:`register_views`; nothing else of Faust's web is meant to be
 served to users."""
@@ -6,7 +8,6 @@ served to users."""
 from __future__ import annotations
 
 import time
-from importlib.resources import files
 
 import msgspec
 from faust.web import Request, Response, View
@@ -15,12 +16,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
     app, site = w.faust, w.site
-
-    @app.page("/")
-    class CommandCentre(View):
-        async def get(self, request: Request) -> Response:
-            # Package data (pyproject: [tool.setuptools.package-data]).
-            return self.html(files("streams.worker").joinpath("web", "index.html").read_text())
 
     @app.page("/api/zones")
     class Zones(View):

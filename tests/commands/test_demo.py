@@ -1,4 +1,5 @@
-"""``crowdsafe demo`` as a user runs it: alerts appear, the page answers, Ctrl-C stops it all."""
+"""``crowdsafe demo`` as a user runs it: alerts appear, the command centre answers (to its
+operator token only), Ctrl-C stops it all."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -72,11 +74,21 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
                 seen.append(lines.get(timeout=1))
             except queue.Empty:
                 assert demo.poll() is None, "".join(seen)
-        assert any("command centre at http://127.0.0.1:" in ln for ln in seen)
-        url = f"http://127.0.0.1:{pipeline.web_port}/api/zones"
-        with urllib.request.urlopen(url, timeout=5) as resp:
-            assert len(json.load(resp)["zones"]) == 14
-        assert len(_processes_with(pipeline.env["CROWDSAFE_APP_ID"])) >= 4  # demo + 3 children
+        centre = f"http://127.0.0.1:{pipeline.env['CROWDSAFE_CENTRE_PORT']}/"
+        assert any(f"command centre at {centre}" in ln for ln in seen)
+        # the centre wants a login: the demo's operator token, printed once
+        token = next(ln for ln in seen if "log in there with the operator token" in ln).split()[8]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(centre + "api/zones", timeout=5)
+        assert refused.value.code == 401
+        request = urllib.request.Request(
+            centre + "api/zones", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            zones = json.load(resp)["zones"]
+            assert len(zones) == 14
+        # demo + 4 children: worker, centre, dispatch feed, simulator
+        assert len(_processes_with(pipeline.env["CROWDSAFE_APP_ID"])) >= 5
 
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
         assert demo.wait(60) == 0

@@ -107,7 +107,7 @@ def prometheus_config(worker_port: int, alertmanager_port: int) -> str:
     a 1 s scrape and evaluation, and the rules file by absolute path."""
     text = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
     swaps = {
-        '"127.0.0.1:6066"': f'"127.0.0.1:{worker_port}"',
+        '"127.0.0.1:6067"': f'"127.0.0.1:{worker_port}"',
         '"127.0.0.1:9094"': f'"127.0.0.1:{alertmanager_port}"',
         "- alerts.yml": f"- {DEPLOY / 'prometheus' / 'alerts.yml'}",
     }

@@ -253,6 +253,10 @@ def dom_when(url: str, ready: Callable[[Node], bool], timeout: float = 60) -> No
         time.sleep(1)
 
 
+@pytest.mark.skip(
+    reason="workers no longer serve the page: `crowdsafe centre` does (streams/centre/web/); "
+    "its browser tests replace this file"
+)
 @needs_chromium
 @pytest.mark.kafka
 def test_real_worker_surge_shows_on_the_page(pipeline, tmp_path):
