@@ -14,8 +14,11 @@ worker         read ``crowd.readings``, its ticks, ``crowd.alerts.ack``, ``crowd
 edge           write ``crowd.readings`` (cameras, gates, sensors, ``simulate``, ``replay``)
 dispatch       read ``crowd.alerts``, ``crowd.audit`` and the routes, in consumer groups
                named ``dispatch*``; write ``crowd.alerts.ack`` (acknowledge, resolve)
-operator       write ``crowd.alerts.ack`` and ``crowd.silences`` (supervisors), and any
-               ``operator_topics`` named by the caller; read ``crowd.alerts``, ``crowd.audit``
+operator       write ``crowd.alerts.ack`` and ``crowd.silences`` (supervisors, and the command
+               centre, which signs each record with its logged-in user), and any
+               ``operator_topics`` named by the caller; read ``crowd.alerts``, ``crowd.audit``,
+               ``crowd.zone-state``, ``crowd.alerts.ack``, ``crowd.silences`` (what the centre
+               shows; it reads every partition, in no consumer group)
 =============  ==========================================================================
 
 Nobody but the worker (and super users) can write an alert, a zone state, an audit record or a
@@ -121,7 +124,8 @@ def app_acls(settings: Settings, principals: Principals) -> list[ACL]:
         ]
     for p in principals.operators:
         out += _topic(p, WRITE, s.acks_topic, s.silences_topic, *principals.operator_topics)
-        out += _topic(p, READ, s.alerts_topic, s.audit_topic)
+        shown = (s.alerts_topic, s.audit_topic, s.zone_state_topic, s.acks_topic)
+        out += _topic(p, READ, *shown, s.silences_topic)
     return out
 
 

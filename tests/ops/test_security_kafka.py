@@ -160,6 +160,34 @@ def test_authorised_clients_work_end_to_end(cluster: SecureCluster, run: Sandbox
     assert "transition(s) handled" in result.stderr
 
 
+def test_the_command_centre_runs_as_the_operator_principal(
+    cluster: SecureCluster, run: Sandbox
+) -> None:
+    """``crowdsafe centre`` over SASL_SSL as ``operator``: it reads every zone and the open
+    incident, and an acknowledgement made on it reaches the audit trail with the user's name."""
+    admin = cluster.env("admin")
+    incident = _alerts(_read(run, admin, run.topic("alerts"), _has_critical_density, 90))[0]
+    token = run.add_user("officer-zhou", "operator")
+    run.start_centre(env=cluster.env("operator"), timeout=90)
+    try:
+        zones = run.centre_get("/api/zones", token)["zones"]
+        assert any(z["zone_id"] == SURGE_ZONE and z["density"] for z in zones)
+        open_ids = {i["incident_id"] for i in run.centre_get("/api/incidents", token)["incidents"]}
+        assert incident["incident_id"] in open_ids
+        status, _ = run.centre_post(
+            "/api/ack", {"incident_id": incident["incident_id"], "note": "via the centre"}, token
+        )
+        assert status == 202
+        audit = _read(run, admin, run.topic("audit"), until=lambda v: any(
+            a["actor"] == "officer-zhou" for a in _alerts(v)), timeout=60)  # fmt: skip
+        assert any(a["actor"] == "officer-zhou" for a in _alerts(audit))
+        log = (run.tmp / f"centre-{run.centre_starts}.log").read_text()
+        for password in cluster.passwords.values():
+            assert password not in log
+    finally:
+        run.stop_centre()
+
+
 def _refused(settings: Settings, topic: str, value: dict) -> None:
     with _producer(settings, max_block_ms=15_000, enable_idempotence=False) as producer:
         with pytest.raises(TopicAuthorizationFailedError):
