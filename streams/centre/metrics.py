@@ -11,7 +11,7 @@ from prometheus_client import (
     Gauge,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 
 class CentreMetrics:
@@ -81,3 +81,24 @@ class _FeedCounters:
             bad.add_metric([kind], feed.unusable.get(kind, 0) if feed else 0)
         yield read
         yield bad
+        yield self._open_incidents(feed)
+
+    @staticmethod
+    def _open_incidents(feed) -> GaugeMetricFamily:
+        """Open incidents of the whole site by category, severity and state, read from the
+        view at scrape time (the centre sees every zone: workers see only their own)."""
+        family = GaugeMetricFamily(
+            "crowdsafe_incidents_open",
+            "Open incidents (not resolved) of the whole site, by category, severity and state",
+            labels=["category", "severity", "state"],
+        )
+        if feed is None:
+            return family
+        counts: dict[tuple[str, str, str], int] = {}
+        with feed.lock:
+            for rec in feed.view.incidents():
+                key = (rec["category"], rec["severity"], rec["state"])
+                counts[key] = counts.get(key, 0) + 1
+        for key, n in sorted(counts.items()):
+            family.add_metric(list(key), n)
+        return family

@@ -3,7 +3,14 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+)
 
 from streams.schema.payloads import ZoneState
 
@@ -14,6 +21,9 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        # The worker process's memory, CPU and open files (process_*), and the Python version.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self.readings = Counter(
             "crowdsafe_readings_total", "Readings accepted, by source kind", ["kind"], registry=r
         )
@@ -84,6 +94,19 @@ class WorkerMetrics:
         self.last_update = Gauge(
             "crowdsafe_zone_last_update_timestamp_seconds",
             "Unix time the zone's state was last updated by this worker",
+            ["zone"],
+            registry=r,
+        )
+        self.anomaly = Gauge(
+            "crowdsafe_zone_anomaly_score",
+            "Zone anomaly score, 0-1 (no series while warming up or blind)",
+            ["zone"],
+            registry=r,
+        )
+        self.time_to_critical = Gauge(
+            "crowdsafe_zone_time_to_critical_seconds",
+            "Forecast time until the zone reaches critical density (0: there; no series "
+            "when not heading there or blind)",
             ["zone"],
             registry=r,
         )
@@ -165,9 +188,24 @@ class WorkerMetrics:
                     gauge.remove(zone)
                 except KeyError:
                     pass
+        for gauge, value in (
+            (self.anomaly, zone_state.anomaly_score),
+            (self.time_to_critical, _seconds(zone_state.minutes_to_critical)),
+        ):
+            if value is None:  # unknown is no series, never a stale number
+                try:
+                    gauge.remove(zone)
+                except KeyError:
+                    pass
+            else:
+                gauge.labels(zone).set(value)
         self.density_warning.labels(zone).set(zone_state.warning)
         self.density_critical.labels(zone).set(zone_state.critical)
         if from_readings:
             self.last_update.labels(zone).set_to_current_time()
         unavailable = zone_state.sources.stale + zone_state.sources.offline
         self.stale_sources.labels(zone).set(len(unavailable))
+
+
+def _seconds(minutes: float | None) -> float | None:
+    return None if minutes is None else minutes * 60

@@ -143,3 +143,31 @@ def test_open_data_is_hourly_mean_and_peak_of_hours_over_an_hour_ago(view, recor
         "peak_density": 3.0, "samples": 4,
     }]  # fmt: skip
     assert len(view.occupancy_rows(t + 3 * 3600_000)) == 2
+
+
+def test_the_centre_exports_the_sites_open_incidents_by_category_severity_and_state(records):
+    from streams.centre.metrics import CentreMetrics
+    from streams.centre.reader import Feed
+
+    feed = Feed(CentreView(records.site))
+    inc = records.incident
+    feed.view.apply_incident(inc(severity="critical"))
+    feed.view.apply_incident(inc(zone="underpass", category="technical"))
+    feed.view.apply_incident(inc(zone="west-plaza", state="acknowledged"))
+    feed.view.apply_incident(inc(zone="ticket-hall", seq=2, state="resolved"))  # not open
+    registry = CentreMetrics(feed).registry
+
+    def n(category: str, severity: str, state: str) -> float | None:
+        labels = {"category": category, "severity": severity, "state": state}
+        return registry.get_sample_value("crowdsafe_incidents_open", labels)
+
+    assert n("crowd", "critical", "open") == 1
+    assert n("technical", "warning", "open") == 1
+    assert n("crowd", "warning", "acknowledged") == 1
+    total = sum(
+        s.value
+        for f in registry.collect()
+        if f.name == "crowdsafe_incidents_open"
+        for s in f.samples
+    )
+    assert total == 3

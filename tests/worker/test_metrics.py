@@ -102,13 +102,16 @@ def test_names_follow_prometheus_conventions(metrics):
     families = list(metrics.registry.collect())
 
     assert len(families) >= 12
-    for family in families:
+    # the client library's own: the process (memory, CPU, files) and the Python version
+    standard = {f.name for f in families if f.name.startswith(("process_", "python_"))}
+    assert {"process_resident_memory_bytes", "process_cpu_seconds", "python_info"} <= standard
+    for family in (f for f in families if f.name not in standard):
         assert re.fullmatch(r"crowdsafe_[a-z_]+", family.name), family.name
         assert family.documentation, family.name
         if family.type == "counter":  # the client appends _total to the sample names
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
         else:  # a unit, or what is being counted, ends the name
-            assert re.search(r"_(seconds|messages|persons|metre|unavailable)$", family.name)
+            assert re.search(r"_(seconds|messages|persons|metre|unavailable|score)$", family.name)
 
 
 def test_labels_stay_low_cardinality(metrics):
@@ -116,10 +119,23 @@ def test_labels_stay_low_cardinality(metrics):
     allowed = {"kind", "reason", "severity", "state", "zone"}
     labelled = set()
     for family in metrics.registry.collect():
+        if family.name == "python_info":  # one constant series: the interpreter's version
+            continue
         for sample in family.samples:
             assert set(sample.labels) - {"le"} <= allowed, (family.name, sample.labels)
             labelled |= set(sample.labels)
     assert labelled >= allowed  # every label was actually seen, so the check above meant something
+
+
+def test_anomaly_score_and_time_to_critical_per_zone_and_none_when_unknown(metrics):
+    state = zone_state()
+    state.anomaly_score, state.minutes_to_critical = 0.42, 7.5
+    metrics.observe_zone(state)
+    assert value(metrics, "crowdsafe_zone_anomaly_score", zone="ticket-hall") == 0.42
+    assert value(metrics, "crowdsafe_zone_time_to_critical_seconds", zone="ticket-hall") == 450
+    metrics.observe_zone(zone_state())  # warming up, not heading there: no series, not stale
+    assert value(metrics, "crowdsafe_zone_anomaly_score", zone="ticket-hall") is None
+    assert value(metrics, "crowdsafe_zone_time_to_critical_seconds", zone="ticket-hall") is None
 
 
 def test_sample_names_include_unused_labelled_metrics(metrics):
