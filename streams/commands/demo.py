@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -23,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo", help="run broker, worker, command centre, simulator and dispatch feed together"
     )
-    p.add_argument("--scenario", default="surge", help="simulator scenario (default: surge)")
+    from streams.edge.simulator import SCENARIOS  # a tuple of names: nothing runs on import
+
+    p.add_argument(
+        "--scenario", choices=SCENARIOS, default="surge", help="simulator scenario (default: surge)"
+    )
     p.add_argument(
         "--speed",
         type=float,
@@ -65,11 +70,27 @@ def _wait_for(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 12
     raise SystemExit(f"demo: the {name} did not answer at {url} in {timeout_s:.0f}s")
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     from streams.config.settings import get_settings
     from streams.ops.kafka_local import BrokerConfig, KafkaLocalError, down, status, up
 
     settings = get_settings()
+    taken = [p for p in (settings.centre_port, settings.web_port) if not _port_free(p)]
+    if taken:  # before anything starts: a second demo must not report the first one's page
+        raise SystemExit(
+            f"demo: port {', '.join(map(str, taken))} on 127.0.0.1 is in use — is a demo "
+            "already running? Stop it (Ctrl-C in its terminal), or set CROWDSAFE_CENTRE_PORT "
+            "and CROWDSAFE_WEB_PORT for a second one"
+        )
     log_dir = settings.state_dir / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     broker = None

@@ -106,3 +106,29 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
         seen.append(lines.get())
     assert "demo: stopped everything it started" in "".join(seen)
     assert leftover == []
+
+
+def test_a_second_demo_says_one_is_running_and_starts_nothing(pipeline):
+    import socket
+
+    with socket.socket() as held:  # what the first demo's command centre holds
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        env = {**pipeline.env, "CROWDSAFE_CENTRE_PORT": str(port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "streams.cli", "demo"], env=env, cwd=ROOT,
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use — is a demo already running?" in result.stderr
+    assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []  # nothing was started
+
+
+def test_an_unknown_scenario_is_refused_before_anything_starts(pipeline):
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "demo", "--scenario", "stampede"],
+        env=pipeline.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "invalid choice: 'stampede'" in result.stderr
