@@ -70,6 +70,15 @@ def _wait_for(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 12
     raise SystemExit(f"demo: the {name} did not answer at {url} in {timeout_s:.0f}s")
 
 
+def _say(*parts: str) -> None:
+    """Print to the terminal, or to nowhere once it is gone: under ``| tee``, Ctrl-C ends tee
+    too, and a broken pipe must not stop the demo from stopping what it started."""
+    try:
+        print(*parts, flush=True)
+    except BrokenPipeError:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
+
+
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         try:
@@ -108,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         exercise = {**os.environ, "CROWDSAFE_EXERCISE": "1"}
         worker = children["worker"] = _spawn("worker", ["worker"], log_dir, env=exercise)
         metrics = f"http://127.0.0.1:{settings.web_port}/metrics"
-        print(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...", flush=True)
+        _say(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...")
         _wait_for(metrics, "worker", worker)
         # The command centre, with an operator token for this run (or the one set already).
         token = os.environ.get("CROWDSAFE_TOKEN") or secrets.token_urlsafe(18)
@@ -125,16 +134,15 @@ def run(args: argparse.Namespace) -> int:
         sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
                "--clock", args.clock]  # fmt: skip
         children["simulate"] = _spawn("simulate", sim, log_dir)
-        print(f"demo: command centre at {url}  ·  worker metrics at {metrics}", flush=True)
+        _say(f"demo: command centre at {url}  ·  worker metrics at {metrics}")
         if os.environ.get("CROWDSAFE_TOKEN"):
-            print("demo: log in there with your CROWDSAFE_TOKEN (an operator)", flush=True)
+            _say("demo: log in there with your CROWDSAFE_TOKEN (an operator)")
         else:
-            print(f"demo: log in there with the operator token {token} "
-                  "(this run only; `crowdsafe users add` makes lasting users)", flush=True)  # fmt: skip
-        print(
+            _say(f"demo: log in there with the operator token {token} "
+                  "(this run only; `crowdsafe users add` makes lasting users)")  # fmt: skip
+        _say(
             f"demo: simulating '{args.scenario}' at {args.speed:g}x; the police console "
-            "(crowdsafe dispatch --route police):",
-            flush=True,
+            "(crowdsafe dispatch --route police):"
         )
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
@@ -143,13 +151,13 @@ def run(args: argparse.Namespace) -> int:
                     raise SystemExit(_exited(name, proc.returncode, log_dir))
             time.sleep(0.5)
     except KeyboardInterrupt:
-        print("\ndemo: stopping ...", flush=True)
+        _say("\ndemo: stopping ...")
     finally:
         for proc in reversed(children.values()):
             procs.stop(proc)
         if broker is not None:
             down(broker)
-    print("demo: stopped everything it started", flush=True)
+    _say("demo: stopped everything it started")
     return 0
 
 

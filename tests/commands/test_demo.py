@@ -132,3 +132,32 @@ def test_an_unknown_scenario_is_refused_before_anything_starts(pipeline):
     )  # fmt: skip
     assert result.returncode == 2
     assert "invalid choice: 'stampede'" in result.stderr
+
+
+def test_ctrl_c_under_tee_stops_everything_without_a_traceback(pipeline, tmp_path):
+    """``crowdsafe demo | tee log`` then Ctrl-C: tee dies with the demo, so the demo's last
+    lines meet a broken pipe; it still stops everything it started, and says nothing ugly."""
+    out, err = tmp_path / "tee.log", tmp_path / "stderr.log"
+    cmd = f"{sys.executable} -m streams.cli demo --speed 20 2>{err} | tee {out}"
+    shell = subprocess.Popen(
+        ["bash", "-c", cmd], env=pipeline.env, cwd=ROOT, stdout=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    app = pipeline.env["CROWDSAFE_APP_ID"]
+    try:
+        deadline = time.monotonic() + 300  # a hang guard
+        while not (out.exists() and "command centre at" in out.read_text()):
+            assert time.monotonic() < deadline and shell.poll() is None, _logs(pipeline)
+            time.sleep(0.5)
+        os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group, tee too
+        shell.wait(90)
+        time.sleep(0.5)
+    finally:
+        if shell.poll() is None:
+            os.killpg(shell.pid, signal.SIGKILL)
+        leftover = _processes_with(app)
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert leftover == []
+    assert "Traceback" not in err.read_text(), err.read_text()[-2000:]
