@@ -398,12 +398,20 @@ class Page:
             )
 
     def errors(self) -> list[str]:
-        """Uncaught exceptions thrown in the page so far."""
-        return [
+        """Uncaught exceptions thrown in the page so far, and what its script logged with
+        ``console.error`` or a failed ``console.assert``."""
+        thrown = [
             e["exceptionDetails"].get("exception", {}).get("description")
             or e["exceptionDetails"].get("text", "")
             for e in self.browser.events("Runtime.exceptionThrown", self.session)
         ]
+        logged = [
+            f"console.{e['type']}: "
+            + " ".join(str(a.get("value", a.get("description", ""))) for a in e.get("args", []))
+            for e in self.browser.events("Runtime.consoleAPICalled", self.session)
+            if e.get("type") in ("error", "assert")
+        ]
+        return thrown + logged
 
     def screenshot(self, path: Path) -> Path:
         data = self.send("Page.captureScreenshot", {"format": "png"})["data"]

@@ -28,7 +28,6 @@ from streams.dispatch import samples
 from streams.testing_browser import CHROMIUM, Browser, Node, Page, StubHandler, StubServer
 
 PAGE = Path(__file__).resolve().parents[2] / "streams" / "centre" / "web" / "index.html"
-README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "command-centre.png"
 
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium not installed (apt-get install chromium)"
@@ -452,12 +451,7 @@ def test_every_zone_of_the_site_is_on_the_plan_with_its_los_colour(stub, open_pa
     shot = page.screenshot(
         Path(os.environ.get("CROWDSAFE_SCREENSHOT_DIR", tmp_path)) / "centre.png"
     )
-    assert shot.stat().st_size > 20_000
-    if os.environ.get("CROWDSAFE_UPDATE_README_SHOT"):  # refresh docs/command-centre.png
-        import cv2  # fewer colour levels keep the committed PNG small (< 300 KB)
-
-        image = cv2.imread(str(shot))
-        cv2.imwrite(str(README_SHOT), (image // 8) * 8 + 4, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    assert shot.stat().st_size > 20_000  # README's shot: test_centre_browser_kafka.py
 
 
 def test_handled_critical_differs_from_new_and_technical_from_crowd(stub, open_page):
