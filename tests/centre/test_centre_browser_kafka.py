@@ -173,6 +173,7 @@ def test_operator_sees_every_zone_and_a_live_surge_acknowledges_it_and_a_viewer_
             )
             acked = rows(dom)[surge_id]
             assert f"acknowledged by {OPERATOR}" in acked.text()
+            assert "waiting for the update" not in acked.text()  # the update came: note gone
             assert not acked.with_attr("data-action", "ack")
             assert plan_zones(dom)[SURGE_ZONE].attrs["data-incident"] == "acknowledged"
 
