@@ -63,10 +63,17 @@ def run(args: argparse.Namespace) -> int:
 
         producer = ReadingProducer()
         sink, items, close = producer.send, source, producer.close
+    outages: list[str] = []  # why the camera saw nothing, when it did not
+
+    def publish(reading: dict) -> None:
+        if reading.get("status", "ok") != "ok" and reading.get("reason"):
+            outages.append(reading["reason"])
+        sink(reading)
+
     process = CameraProcess(
         args.camera_id,
         config,
-        sink,
+        publish,
         counter=counter,
         flow=False if args.no_flow else None,
         overlay=args.overlay,
@@ -78,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     finally:
         close()
     where = f"written to {args.out}" if args.out else "sent"
+    why = f" ({outages[-1]})" if not frames and outages else ""
     print(
-        f"camera {args.camera_id}: {frames} frames counted, {process.readings_out} readings {where}",
+        f"camera {args.camera_id}: {frames} frames counted, {process.readings_out} readings "
+        f"{where}{why}",
         file=sys.stderr,
     )
     return 0 if frames else 1

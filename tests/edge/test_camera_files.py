@@ -64,3 +64,16 @@ def test_a_missing_model_file_is_a_one_line_camera_error(
     assert code == 2
     err = capsys.readouterr().err
     assert err == f"camera: dnn model not found: {tmp_path / 'models' / 'none.onnx'}\n"
+
+
+def test_a_camera_that_sees_nothing_says_why(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = bundled_site("pets09-demo.toml")
+    out = tmp_path / "counts.csv"
+    missing = tmp_path / "no-such-folder"
+    args = ["camera", "--source", str(missing), "--camera-id", "pets-cam1", "--site", str(site)]
+    assert main([*args, "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("camera pets-cam1: 0 frames counted")
+    assert err.endswith(f"(cannot open {missing})")
