@@ -94,6 +94,7 @@ class IncidentDesk:
             book = self.load(zone_id)
         before = encode_book(book)
         changes = Changes()
+        self._latest_numbers(book, zone_id)
         if outcome is not None:
             found = self.engine.on_alerts(book, zone_id, outcome.alerts, outcome.zone_state, now_ms)
             changes.records += found.records
@@ -130,10 +131,18 @@ class IncidentDesk:
                 if self.table.get(zone_id) is None:
                     return None
                 book = self.load(zone_id)
+        self._latest_numbers(book, zone_id)
         changes = self.engine.sweep(book, zone_id, now_ms)
         if changes:
             await self.publisher.publish_incidents(zone_id, changes)
         return book if changes or changed else None
+
+    def _latest_numbers(self, book: ZoneBook, zone_id: str) -> None:
+        """The zone's density and forecast as this worker last published them, so an
+        acknowledgement or a tier-up tells today's numbers, not those of the last alert."""
+        snap = self.w.view.zone_states.get(zone_id)
+        if snap is not None:
+            book.density, book.minutes_to_critical = snap.density, snap.minutes_to_critical
 
     def write(self, zone_id: str, book: ZoneBook) -> None:
         self.table[zone_id] = encode_book(book)
