@@ -92,6 +92,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         zones_by_partition=_zones_by_partition(site, n),
     )
     worker.metrics.watch_health(worker.health)
+    worker.metrics.watch_lag(app)
     # Imported here, not at module level: each registers on this app only.
     from streams.worker.agent import register_agent
     from streams.worker.views import register_views

@@ -11,6 +11,7 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
 )
+from prometheus_client.core import GaugeMetricFamily
 
 from streams.schema.payloads import ZoneState
 
@@ -159,6 +160,11 @@ class WorkerMetrics:
         )
         last.set_function(lambda: health.last_batch_at or 0.0)
 
+    def watch_lag(self, app) -> None:
+        """Export the consumer lag of each input partition this worker holds, read at scrape
+        time from Faust's monitor (``app``: the worker's Faust app)."""
+        self.registry.register(_ConsumerLag(app))
+
     def sample_names(self) -> set[str]:
         """Every series name this registry can export (``_total``, ``_bucket``... included), even
         for labelled metrics with no sample yet: what rules and dashboards may refer to."""
@@ -209,3 +215,26 @@ class WorkerMetrics:
 
 def _seconds(minutes: float | None) -> float | None:
     return None if minutes is None else minutes * 60
+
+
+class _ConsumerLag:
+    """``crowdsafe_consumer_lag_messages{topic, partition}``: the partition's end offset minus
+    the offset this worker has committed, as Faust last saw them (the end offset is refreshed
+    with every fetch, so a partition with nothing new shows its true lag of 0 after a commit)."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def collect(self):
+        family = GaugeMetricFamily(
+            "crowdsafe_consumer_lag_messages",
+            "Messages of each input partition this worker holds not yet committed",
+            labels=["topic", "partition"],
+        )
+        monitor = self.app.monitor
+        ends = dict(monitor.tp_end_offsets or {})
+        done = dict(monitor.tp_committed_offsets or {})
+        for tp, end in sorted(ends.items()):
+            if tp in done:
+                family.add_metric([tp.topic, str(tp.partition)], max(end - done[tp], 0))
+        yield family

@@ -272,3 +272,29 @@ def test_escalation_clocks_and_incidents_survive_a_worker_restart(surge):
     assert [r["transition"] for r in after].count("raised") == 1
     assert after[-1]["tier"] in ("street", "district")  # the ladder did not start again
     assert [r["seq"] for r in after] == sorted({r["seq"] for r in after})
+
+
+def test_the_worker_exports_its_consumer_lag_per_input_partition(surge):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    crowd_records(surge, lambda rs: len(rs) >= 1)  # it has processed the surge
+
+    def lag() -> dict[tuple[str, str], float]:
+        url = f"http://127.0.0.1:{surge.web_port}/metrics"
+        text = urllib.request.urlopen(url, timeout=10).read().decode()
+        return {
+            (s.labels["topic"], s.labels["partition"]): s.value
+            for f in text_string_to_metric_families(text)
+            if f.name == "crowdsafe_consumer_lag_messages"
+            for s in f.samples
+        }
+
+    deadline = time.monotonic() + 60
+    while not (found := lag()) and time.monotonic() < deadline:
+        time.sleep(1)
+    readings = surge.topic("readings")
+    partitions = int(surge.env["CROWDSAFE_TOPIC_PARTITIONS"])
+    assert {p for t, p in found if t == readings} == {str(p) for p in range(partitions)}
+    assert all(v >= 0 for v in found.values())
