@@ -70,8 +70,10 @@ def _publish(box: Sandbox, topic: str, records) -> None:
         p.close()
 
 
-def _console(box: Sandbox, *args: str, stdin: str = "", idle: float = 2) -> tuple[str, str]:
-    """``crowdsafe dispatch *args`` until idle, with ``stdin`` piped in; (stdout, stderr)."""
+def _console(box: Sandbox, *args: str, stdin: str = "", idle: float = 6) -> tuple[str, str]:
+    """``crowdsafe dispatch *args`` until idle, with ``stdin`` piped in; (stdout, stderr).
+    ``idle`` counts from the group's assignment: on a loaded machine the first fetch after it
+    can take seconds (2 s was once too short in CI)."""
     out = subprocess.run(
         [sys.executable, "-m", "streams.cli", "dispatch", *args, "--idle-timeout", str(idle)],
         input=stdin,
