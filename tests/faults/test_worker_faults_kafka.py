@@ -110,6 +110,9 @@ def test_a_survivor_takes_over_the_zones_of_a_killed_worker(pipeline, tmp_path):
         assert not producer.errors
         got = delivery(survivor, want)
         _report("failover", killed_at_tick=killed_at, **got.summary())
+        if got.zone_states_missing or got.transitions_lost:
+            _report("failover-missing", missing=got.zone_states_missing[:40],
+                    lost=got.transitions_lost)  # fmt: skip
         assert got.zone_states_missing == []
         assert got.transitions_lost == []
         assert got.transitions_unexpected == []

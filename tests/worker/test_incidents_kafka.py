@@ -279,7 +279,15 @@ def test_the_worker_exports_its_consumer_lag_per_input_partition(surge):
 
     from prometheus_client.parser import text_string_to_metric_families
 
-    crowd_records(surge, lambda rs: len(rs) >= 1)  # it has processed the surge
+    # A reading in every readings partition, so that this worker (maybe just restarted by an
+    # earlier test) has fetched and committed each of them since it started.
+    partitions = int(surge.env["CROWDSAFE_TOPIC_PARTITIONS"])
+    zones = {partition_of(z.id.encode(), partitions): z.id for z in SITE.zones}
+    now = int(time.time() * 1000)
+    with surge.producer() as producer:
+        for p, zone in sorted(zones.items()):
+            producer.send({"source_id": f"lag-probe-{p}", "kind": "sensor", "zone_id": zone,
+                           "ts": now, "seq": 1, "count": 1})  # fmt: skip
 
     def lag() -> dict[tuple[str, str], float]:
         url = f"http://127.0.0.1:{surge.web_port}/metrics"
@@ -295,6 +303,12 @@ def test_the_worker_exports_its_consumer_lag_per_input_partition(surge):
     while not (found := lag()) and time.monotonic() < deadline:
         time.sleep(1)
     readings = surge.topic("readings")
-    partitions = int(surge.env["CROWDSAFE_TOPIC_PARTITIONS"])
+
+    def every_readings_partition() -> bool:
+        return {p for t, p in lag() if t == readings} == {str(p) for p in range(partitions)}
+
+    while not every_readings_partition() and time.monotonic() < deadline:
+        time.sleep(1)
+    found = lag()
     assert {p for t, p in found if t == readings} == {str(p) for p in range(partitions)}
     assert all(v >= 0 for v in found.values())
