@@ -237,18 +237,11 @@ class IncidentEngine:
     def refused(self, zone_id: str, item: Ack | Silence, why: str, now_ms: int) -> AuditRecord:
         """The audit record of an acknowledgement or silence that could not be applied."""
         is_ack = isinstance(item, Ack)
-        return AuditRecord(
-            v=1,
-            ts=now_ms,
-            actor=item.by,
-            action="refused",
-            zone_id=zone_id,
+        return AuditRecord.of(
+            now_ms, item.by, "refused", f"{item.action} refused", zone_id=zone_id,
             incident_id=item.incident_id if is_ack else None,
-            silence_id=None if is_ack else item.silence_id,
-            route=None,
-            detail=f"{item.action} refused",
-            reason=why,
-        )
+            silence_id=None if is_ack else item.silence_id, reason=why,
+        )  # fmt: skip
 
     # --- silences -------------------------------------------------------------------------
 
@@ -476,32 +469,16 @@ class IncidentEngine:
         reason: str | None = None,
         route: str | None = None,
     ) -> AuditRecord:
-        return AuditRecord(
-            v=1,
-            ts=now_ms,
-            actor=actor,
-            action=action,  # type: ignore[arg-type]
-            zone_id=zone.id,
-            incident_id=inc.incident_id,
-            silence_id=None,
-            route=route,
-            detail=detail,
-            reason=reason,
-        )
+        return AuditRecord.of(
+            now_ms, actor, action, detail,  # type: ignore[arg-type]
+            zone_id=zone.id, incident_id=inc.incident_id, route=route, reason=reason,
+        )  # fmt: skip
 
     def _silence_audit(self, actor, action, zone: Zone, s, now_ms: int, detail) -> AuditRecord:
-        return AuditRecord(
-            v=1,
-            ts=now_ms,
-            actor=actor,
-            action=action,
-            zone_id=zone.id,
-            incident_id=None,
-            silence_id=s.silence_id,
-            route=None,
-            detail=detail,
+        return AuditRecord.of(
+            now_ms, actor, action, detail, zone_id=zone.id, silence_id=s.silence_id,
             reason=s.reason,
-        )
+        )  # fmt: skip
 
     def _local(self, ms: int) -> str:
         return datetime.fromtimestamp(ms / 1000, self._tz).strftime("%Y-%m-%d %H:%M %Z")

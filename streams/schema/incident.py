@@ -169,3 +169,23 @@ class AuditRecord(_Out):
     route: str | None
     detail: str  # what happened, e.g. "severity-up: critical, tier grid"
     reason: str | None  # why: a note, a silence's reason, a delivery error
+
+    @classmethod
+    def of(
+        cls,
+        ts: int,
+        actor: str,
+        action: AuditAction,
+        detail: str,
+        *,
+        zone_id: str | None = None,
+        incident_id: str | None = None,
+        silence_id: str | None = None,
+        route: str | None = None,
+        reason: str | None = None,
+    ) -> AuditRecord:
+        """One record, naming only what it is about (the other ids null)."""
+        return cls(
+            v=1, ts=ts, actor=actor, action=action, zone_id=zone_id, incident_id=incident_id,
+            silence_id=silence_id, route=route, detail=detail, reason=reason,
+        )  # fmt: skip

@@ -83,16 +83,8 @@ async def deliver_event(w, route, event, session: aiohttp.ClientSession | None =
 
 
 async def _audit(w, key, route_id, action, incident_id, zone_id, detail, reason=None) -> None:
-    record = AuditRecord(
-        v=1,
-        ts=int(time.time() * 1000),
-        actor="crowdsafe",
-        action=action,
-        zone_id=zone_id,
-        incident_id=incident_id,
-        silence_id=None,
-        route=route_id,
-        detail=detail,
-        reason=reason,
-    )
+    record = AuditRecord.of(
+        int(time.time() * 1000), "crowdsafe", action, detail, zone_id=zone_id,
+        incident_id=incident_id, route=route_id, reason=reason,
+    )  # fmt: skip
     await (await w.topics.audit.send(key=key, value=to_json(record)))
