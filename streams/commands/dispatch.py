@@ -175,7 +175,7 @@ class _Session:
             return
         handle = self.console.handle(rec.incident_id)
         if cmd.verb == "show":
-            self.say(format_details(rec, handle, self.console.tz))
+            self.say(format_details(rec, handle, self.console.tz, _now_ms()))
             return
         self.act(cmd.verb, rec, handle, cmd.note)
 

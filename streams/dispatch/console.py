@@ -225,8 +225,11 @@ def format_transition(
     return f"{head}\n{body}"
 
 
-def format_details(rec: IncidentAlert, handle: int, tz: tzinfo = UTC) -> str:
-    """Everything about one incident's current record, members included (``show N``)."""
+def format_details(
+    rec: IncidentAlert, handle: int, tz: tzinfo = UTC, now_ms: int | None = None
+) -> str:
+    """Everything about one incident's current record, members included (``show N``); "open
+    for" counts to ``now_ms`` as the one-line view does (to the record's time without it)."""
 
     def when(ms: int | None) -> str:
         return local_time(ms, tz) if ms is not None else "-"
@@ -240,7 +243,7 @@ def format_details(rec: IncidentAlert, handle: int, tz: tzinfo = UTC) -> str:
         ("tier", rec.tier),
         ("started", when(rec.started_at)),
         ("updated", when(rec.ts)),
-        ("open for", duration(rec.ts - rec.started_at)),
+        ("open for", duration((now_ms if now_ms is not None else rec.ts) - rec.started_at)),
         ("density", f"{rec.density:.2f} p/m²" if rec.density is not None else "-"),
         (
             "forecast",

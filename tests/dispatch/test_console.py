@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -157,6 +158,9 @@ def test_commands_parse_and_details_list_members():
     assert "#3 main-square/crowd/1746093600000" in text and "members (2):" in text
     assert "li.wei at 2025-05-01 18:01:00 CST" in text and "on my way" in text
     assert "[main-square/forecast/1746093600000]" in text
+    # "open for" as the one-line view counts it: to now, when given
+    later = console.format_details(rec, 3, SHANGHAI, now_ms=rec.started_at + 10 * 60_000)
+    assert re.search(r"open for:\s+10m", later), later
     assert console.zone_of("main-square/crowd/1") == "main-square"
     with pytest.raises(ValueError):
         console.zone_of("no-slash")
