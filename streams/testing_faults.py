@@ -135,6 +135,9 @@ class Delivery:
     zone_state_records: int
     zone_states_missing: list[tuple[str, int]]
     zone_state_duplicates: int
+    # (zone, ts) published that the uninterrupted run never published: a zone judged at
+    # another event time than its readings' (what a lost zone state usually turned into).
+    zone_states_unexpected: list[tuple[str, int]]
     transitions_expected: int
     transition_records: int
     transitions_lost: list[tuple[str, str]]
@@ -149,6 +152,7 @@ class Delivery:
             "zone_state_records": self.zone_state_records,
             "zone_states_lost": len(self.zone_states_missing),
             "zone_state_duplicates": self.zone_state_duplicates,
+            "zone_states_unexpected": len(self.zone_states_unexpected),
             "transitions_expected": self.transitions_expected,
             "transitions_lost": len(self.transitions_lost),
             "transition_duplicates": sum(self.transition_duplicates.values()),
@@ -179,6 +183,7 @@ def delivery(box: Sandbox, want: Expected, timeout: float = 120) -> Delivery:
         zone_state_records=len(states),
         zone_states_missing=sorted(wanted_times - set(seen_times)),
         zone_state_duplicates=sum(n - 1 for n in seen_times.values()),
+        zone_states_unexpected=sorted(set(seen_times) - wanted_times),
         transitions_expected=len(want.transitions),
         transition_records=len(alerts),
         transitions_lost=[t for t in want.transitions if t not in seen],

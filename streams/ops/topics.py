@@ -4,6 +4,7 @@ topics exist only with the partition counts asked for here."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -137,17 +138,23 @@ def _set_configs(admin: KafkaAdminClient, configs: Mapping[str, Mapping[str, str
         admin.alter_configs(changes)
 
 
-def _check_partitions(admin: KafkaAdminClient, topics: Mapping[str, int], skip: list[str]) -> None:
+def _check_partitions(
+    admin: KafkaAdminClient, topics: Mapping[str, int], skip: list[str], settle_s: float = 15
+) -> None:
     names = [n for n in topics if n not in skip]
     if not names:
         return
-    wrong = {
-        d["name"]: len(d["partitions"])
-        for d in admin.describe_topics(names)
-        if len(d["partitions"]) != topics[d["name"]]
-    }
+    deadline = time.monotonic() + settle_s
+    while True:
+        have = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(names)}
+        # No partitions at all: a topic just created (by another process) whose metadata has
+        # not reached this broker yet; every topic has at least one, so ask again.
+        if all(have.get(n, 0) > 0 for n in names) or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
+    wrong = {n: k for n, k in have.items() if k != topics[n]}
     if wrong:
-        detail = ", ".join(f"{n} has {have} (want {topics[n]})" for n, have in wrong.items())
+        detail = ", ".join(f"{n} has {k} (want {topics[n]})" for n, k in wrong.items())
         raise TopicPartitionsMismatch(
             f"topic partition counts differ: {detail}; delete the topics or the broker's data "
             "dir, or set CROWDSAFE_TOPIC_PARTITIONS to match"

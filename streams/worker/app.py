@@ -73,6 +73,7 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
     """The worker's Faust app with its topics, table, agent, silence timer and web views."""
     faust_compat.check()
     faust_compat.fix_fetcher_close()  # SIGTERM while the broker is down: no 60 s wait
+    faust_compat.fix_recovery_seek_order()  # a failover loses no message
     site = site or load_site(settings.site)
     app = faust_app(settings)
     n = settings.topic_partitions

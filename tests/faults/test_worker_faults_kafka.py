@@ -112,6 +112,7 @@ def test_a_survivor_takes_over_the_zones_of_a_killed_worker(pipeline, tmp_path):
         _report("failover", killed_at_tick=killed_at, **got.summary())
         if got.zone_states_missing or got.transitions_lost:
             _report("failover-missing", missing=got.zone_states_missing[:40],
+                    unexpected=got.zone_states_unexpected[:40],
                     lost=got.transitions_lost)  # fmt: skip
         assert got.transitions_lost == []  # every alert transition reaches the topic
         assert got.transitions_unexpected == []

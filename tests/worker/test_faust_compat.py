@@ -34,3 +34,41 @@ def test_set_current_event_makes_the_event_current():
 
     assert current_event() is event
     assert current_event().message.partition == 3
+
+
+def test_a_recovery_resumes_its_stream_partitions_only_after_seeking_them():
+    """The failover fix: Faust's order (resume, then seek) becomes seek, then resume."""
+    import asyncio
+    import inspect
+
+    from faust.tables.recovery import Recovery
+
+    calls: list[str] = []
+
+    class Consumer:
+        def resume_partitions(self, tps):
+            calls.append(f"resume {sorted(tps)}")
+
+        async def perform_seek(self):
+            await asyncio.sleep(0)
+            calls.append("seek")
+
+    class App:
+        consumer = Consumer()
+
+    async def faust_like(self, generation_id=0):  # Faust 0.15's order
+        self.app.consumer.resume_partitions({1, 0})
+        await self.app.consumer.perform_seek()
+        calls.append("flow resumed")
+
+    class Recovering:
+        app = App()
+
+    asyncio.run(faust_compat.seek_before_resume(faust_like)(Recovering()))
+    assert calls == ["seek", "resume [0, 1]", "flow resumed"]
+    assert "resume_partitions" not in vars(App.consumer)  # the consumer is left as it was
+
+    # And the Faust installed still calls them in the order this fix assumes.
+    method = Recovery.on_recovery_completed
+    source = inspect.getsource(getattr(method, "__wrapped__", method))
+    assert source.index("resume_partitions") < source.index("perform_seek")
