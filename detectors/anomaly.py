@@ -60,26 +60,61 @@ _MAX_INFLATION_EXP = 40.0
 # Residual z clipped before it enters the short-term means: one wild reading must not hold an
 # alarm for hours.
 _Z_CAP = 12.0
-STATE_VERSION = 2  # 1: base64 text arrays and the configuration in the state
+STATE_VERSION = 3  # 2: no holiday bins; 1: base64 text arrays and the configuration
 _SIZES = (WEEK_BINS, WEEK_BINS, DAY_BINS, DAY_BINS, DAY_BINS)
+_HOLIDAY_SIZES = (DAY_BINS, DAY_BINS)
+WEEK_H = 7 * 24.0
+# Statistics the score looks at (point, level, growth, today's offset): Bonferroni's factor.
+_N_TESTS = 4
 # Today's offset starts at 0 with the weight of an hour of readings at a 10 % sigma.
 _BIAS_PRIOR = 1.0 / 0.1**2
 
 
-def score_from_z(z: float, floor: float = 2.0, span: float = 3.0) -> float:
-    """Map a robust |z| to [0, 1]: 0 up to ``floor`` sigmas, 0.9 at ``floor + span``.
+# Fisher 1925 / Bonferroni 1936: a statistic's two-sided normal tail probability, corrected
+# for the number of statistics looked at, is the chance of this much surprise on a normal day.
+def tail_log10(z: float, two_sided: bool = True) -> float:
+    """log10 of the normal tail probability beyond ``z`` (two-sided: beyond ``|z|``).
 
-    >>> score_from_z(1.5)
-    0.0
-    >>> round(score_from_z(5.0), 3), round(score_from_z(-5.0), 3)
-    (0.9, 0.9)
-    >>> round(score_from_z(6.24), 2)
-    0.99
+    >>> round(tail_log10(1.96), 3), round(tail_log10(1.645, two_sided=False), 3)
+    (-1.301, -1.301)
+    >>> round(tail_log10(40.0))    # no underflow far out
+    -349
     """
-    x = abs(z) - floor
-    if x <= 0.0:
-        return 0.0
-    return 1.0 - 10.0 ** (-((x / span) ** 2))
+    x = abs(z) if two_sided else z
+    u = x / math.sqrt(2.0)
+    if u < 20.0:
+        p = math.erfc(u) if two_sided else 0.5 * math.erfc(u)
+        return math.log10(p) if p > 0.0 else -math.inf
+    # erfc(u) ~ exp(-u^2) / (u sqrt(pi)) (Abramowitz & Stegun 7.1.23, first term)
+    log_e = -u * u - math.log(u * math.sqrt(math.pi)) + (0.0 if two_sided else math.log(0.5))
+    return log_e / math.log(10.0)
+
+
+SCORE_POWER = 6.0  # score = 1 - p ** (1/6): 0.9 at p = 1e-6, 0.99 at p = 1e-12
+
+
+def score_from_p(log10_p: float) -> float:
+    """Map a (corrected) tail probability ``p``, given as log10, to ``1 - p ** (1/6)``.
+
+    Under the detector's model of normal, P(score >= s) = (1 - s) ** 6: a score of 0.9 or more
+    has a chance of one in a million per independent look, 0.99 one in 10^12. The mapping is
+    graded all the way up (0.9999 at p = 1e-24) instead of reaching 1.0 at a few sigmas.
+
+    >>> score_from_p(0.0), round(score_from_p(-6.0), 3), round(score_from_p(-12.0), 3)
+    (0.0, 0.9, 0.99)
+    """
+    return 1.0 - 10.0 ** (min(log10_p, 0.0) / SCORE_POWER)
+
+
+def score_from_z(z: float, n_tests: int = 1) -> float:
+    """The score of one two-sided robust z among ``n_tests`` statistics looked at.
+
+    >>> score_from_z(0.0)
+    0.0
+    >>> round(score_from_z(4.89), 2), round(score_from_z(4.89, n_tests=4), 2)
+    (0.9, 0.87)
+    """
+    return score_from_p(tail_log10(z) + math.log10(n_tests))
 
 
 @lru_cache(maxsize=8192)
@@ -94,24 +129,56 @@ def _utc_offset_h(tz: ZoneInfo, hour: int) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class Day:
+    """What the calendar says about a day, as the profile uses it (the site's calendar,
+    streams/zone/calendar.py, decides; a detector given none treats every day as itself).
+
+    * ``as_weekday``: 0 (Monday) to 6 (Sunday): the weekday whose hours describe the day (a
+      public holiday: Sunday; a make-up working Saturday: a weekday); None: its own.
+    * ``holiday``: a public holiday: scored against ``as_weekday``'s hours plus an offset learned
+      from earlier holidays (more uncertain until a few were seen), and the weekly profile does
+      not learn from it.
+    * ``uplift``: the crowd expected on the day relative to its profile (a planned event, the
+      Spring Festival travel rush: 1.3); the profile learns the value divided by it.
+    * ``label``: what is in force, for alerts (``"National Day (public holiday)"``).
+    """
+
+    as_weekday: int | None = None
+    holiday: bool = False
+    uplift: float = 1.0
+    label: str = ""
+
+
+ORDINARY_DAY = Day()
+
+
+@dataclass(frozen=True, slots=True)
 class Explanation:
-    """Why the last score is what it is: the three robust z statistics and the expectation."""
+    """Why the last score is what it is: the robust z statistics and the expectation."""
 
     z_point: float
     z_level: float
     z_growth: float
     expected: float  # in the value's own units (e.g. persons)
     scale: float  # robust sigma on the log1p scale
+    z_shift: float = 0.0  # today's offset from the profile, in its typical day-to-day size
 
     @property
     def kind(self) -> str:
         """The dominant component: 'spike', 'drop', 'level-up', 'level-down' or 'growth'."""
-        parts = {"point": abs(self.z_point), "level": abs(self.z_level), "growth": self.z_growth}
+        parts = {
+            "point": abs(self.z_point),
+            "level": abs(self.z_level),
+            "shift": abs(self.z_shift),
+            "growth": self.z_growth,
+        }
         top = max(parts, key=parts.__getitem__)
         if top == "point":
             return "spike" if self.z_point > 0 else "drop"
         if top == "level":
             return "level-up" if self.z_level > 0 else "level-down"
+        if top == "shift":
+            return "level-up" if self.z_shift > 0 else "level-down"
         return "growth"
 
 
@@ -127,13 +194,13 @@ def _pack_v2(*arrays: array) -> bytes:
     return zlib.compress(b"".join(raw[i::4] for i in range(4)), 1)  # ~20 µs; 9 gains ~0
 
 
-def _unpack_v2(blob: bytes) -> list[array]:
+def _unpack_v2(blob: bytes, sizes: tuple[int, ...] = _SIZES) -> list[array]:
     planes = zlib.decompress(blob)
     n = len(planes) // 4
     raw = bytearray(len(planes))
     for i in range(4):
         raw[i::4] = planes[i * n : (i + 1) * n]
-    return _split(bytes(raw))
+    return _split(bytes(raw), sizes)
 
 
 def _unpack(text: str) -> list[array]:
@@ -159,8 +226,12 @@ def _split(raw: bytes, sizes: tuple[int, ...] = _SIZES) -> list[array]:
 class _Expectation:
     """What the profile expects at one timestamp, and where in the bins it falls."""
 
-    expected: float  # log1p scale
-    scale: float  # robust sigma, floored
+    expected: float  # log1p scale, everything included (holiday offset, uplift)
+    profile: float  # the hour-of-week profile alone: what the profile bins learn towards
+    holiday: float  # the holiday offset included in ``expected`` (0 on other days)
+    scale: float  # robust sigma of one reading: its noise and the bin's spread, floored
+    noise: float  # ... its noise alone (what averages out over readings)
+    spread: float  # sd of the bin's own error (a weekday not seen yet): does not average out
     w0: int
     w1: int
     d0: int
@@ -168,6 +239,7 @@ class _Expectation:
     fw: float  # fraction of the way from bin 0 to bin 1
     inflate_w: float
     inflate_d: float
+    inflate_h: float
     informed: bool  # the day profile has data behind it
 
 
@@ -187,17 +259,23 @@ class SeasonalAnomalyDetector:
     * ``clip_k``: residuals beyond ``clip_k`` sigmas are learned as ``clip_k`` sigmas.
     * ``min_scale``: smallest robust sigma on the log1p scale (3 %: the noise of a good counter).
 
-    A spike after three days of a steady daily rhythm (hourly counts):
+    A spike on day 3 of a steady daily rhythm (hourly counts) and on day 9: in the first week
+    an hour of the week not seen yet might be a weekend's, so the score is more cautious:
 
     >>> det = SeasonalAnomalyDetector()
     >>> rhythm = lambda h: 500 + 400 * math.sin(2 * math.pi * (h % 24) / 24)
-    >>> scores = [det.update(int(h * HOUR_MS), rhythm(h) * (1 + 0.05 * ((h * 7) % 3 - 1)))
-    ...           for h in range(72)]
-    >>> det.warm, max(scores[30:]) < 0.5
-    (True, True)
-    >>> det.update(int(72 * HOUR_MS), 5 * rhythm(72)) > 0.99, det.last.kind
+    >>> noisy = lambda h: rhythm(h) * (1 + 0.05 * ((h * 7) % 3 - 1))
+    >>> scores = [det.update(int(h * HOUR_MS), noisy(h)) for h in range(72)]
+    >>> det.warm, det.stage, max(scores[30:]) < 0.5
+    (True, 'learning-week', True)
+    >>> 0.5 < det.update(int(72 * HOUR_MS), 5 * rhythm(72)) < 0.9, det.last.kind
     (True, 'spike')
-    >>> det.update(int(73 * HOUR_MS), None) is None   # a missing point: no score, no change
+    >>> scores = [det.update(int(h * HOUR_MS), noisy(h)) for h in range(73, 8 * 24 + 12)]
+    >>> det.stage, max(scores) < 0.9
+    ('warm', True)
+    >>> det.update(int((8 * 24 + 12) * HOUR_MS), 5 * rhythm(12)) > 0.99, det.last.kind
+    (True, 'spike')
+    >>> det.update(int((8 * 24 + 13) * HOUR_MS), None) is None   # missing: no score, no change
     True
     """
 
@@ -232,6 +310,14 @@ class SeasonalAnomalyDetector:
         "m_slow",
         "q_level",
         "q_growth",
+        "q_shift",
+        "m_shift",
+        "w_shift",
+        "_lsh",
+        "mu_h",
+        "g_h",
+        "_lh",
+        "_lq",
         "last",
     )
 
@@ -249,6 +335,17 @@ class SeasonalAnomalyDetector:
         "min_scale": 0.03,
         "day_prior_h": 0.1,  # how many hours of data a day bin needs to outweigh the global level
         "week_prior_h": 1.0,  # ... and a week bin to outweigh its hour of day
+        "holiday_prior_h": 2.0,  # ... and a holiday bin to outweigh "like its as_weekday"
+        "holiday_half_life_h": 2 * 365 * 24.0,  # holidays are rare: remember them for years
+        # Uncertainty of a bin not seen yet (log scale; it fades as the bin gets its first
+        # ``spread_h`` hours of data): an hour of week may be a weekend (week), an hour of day
+        # anything (day), a holiday quieter or busier than the Sunday it borrows (holiday).
+        "spread_h": 0.25,
+        "week_spread": 0.35,
+        "day_spread": 1.0,
+        "holiday_spread": 0.5,
+        "shift_h": 2.0,  # half-life of the shift mean (residual from the profile, log scale)
+        "shift_memory_h": WEEK_H,  # memory of its typical size on normal days
     }
 
     def __init__(self, tz: str | ZoneInfo | None = None, **params: float) -> None:
@@ -270,6 +367,9 @@ class SeasonalAnomalyDetector:
         self._lf = ln2 / c["growth_fast_h"]
         self._ls = ln2 / c["growth_slow_h"]
         self._lg = ln2 / 24.0  # global level and the typical sizes of level/growth: a day
+        self._lh = ln2 / c["holiday_half_life_h"]
+        self._lq = ln2 / c["shift_memory_h"]
+        self._lsh = ln2 / c["shift_h"]
         # Profiles: EW means with forgetting weights inflated by exp(rate * (t - t_ref)), so
         # forgetting by elapsed time needs no per-bin clock (rescaled now and then).
         self.mu_w = array("f", bytes(4 * WEEK_BINS))
@@ -294,12 +394,37 @@ class SeasonalAnomalyDetector:
         # Typical |level| and |growth| of a normal series (z units); priors, then learned.
         self.q_level = 1.0
         self.q_growth = 0.6
+        # A sustained shift: a 2-hour mean of the residual from the profile (log scale), and its
+        # typical size on normal days (10 % until learned: weather, trains, the day's mood).
+        self.m_shift = 0.0
+        self.w_shift = 0.0  # its forgetting sum of precisions
+        self.q_shift = 0.1
+        # Holidays: per hour of day, the learned offset from the borrowed weekday's profile.
+        self.mu_h = array("f", bytes(4 * DAY_BINS))
+        self.g_h = array("f", bytes(4 * DAY_BINS))
         self.last: Explanation | None = None
 
     @property
     def warm(self) -> bool:
         """True once ``warmup_h`` hours of data have been seen and scores are emitted."""
         return self.seen_h >= self.cfg["warmup_h"]
+
+    @property
+    def stage(self) -> str:
+        """``"learning-day"`` (no scores yet), ``"learning-week"`` (scored against the hours of
+        day, the weekdays still being learned, with the uncertainty that leaves) or ``"warm"``.
+
+        >>> det = SeasonalAnomalyDetector()
+        >>> det.stage
+        'learning-day'
+        >>> for h in range(30):
+        ...     _ = det.update(h * 3_600_000, 100)
+        >>> det.stage
+        'learning-week'
+        """
+        if not self.warm:
+            return "learning-day"
+        return "learning-week" if self.seen_h < WEEK_H else "warm"
 
     @property
     def bias(self) -> float:
@@ -329,13 +454,16 @@ class SeasonalAnomalyDetector:
 
     # -- the streaming interface -------------------------------------------------------------
 
-    def update(self, ts_ms: int | float, value: float | None) -> float | None:
-        """Score ``value`` at ``ts_ms`` (epoch ms), then learn from it; ``None`` when missing."""
+    def update(
+        self, ts_ms: int | float, value: float | None, day: Day = ORDINARY_DAY
+    ) -> float | None:
+        """Score ``value`` at ``ts_ms`` (epoch ms) on ``day``, then learn from it; ``None`` when
+        missing."""
         if value is None or not math.isfinite(value):  # None, NaN, inf: a hole, not a zero
             return None
         dt = self._advance(ts_ms / HOUR_MS)
         y = math.log1p(max(float(value), 0.0))
-        at = self._expectation(ts_ms)
+        at = self._expectation(ts_ms, day)
         r = y - at.expected
         # The point residual is taken from the profile plus today's offset, so a busy day is
         # not a string of spikes; level and growth keep the profile alone as their reference.
@@ -346,17 +474,34 @@ class SeasonalAnomalyDetector:
         # of readings with one timestamp still moves them).
         step = max(dt, 1.0 / 3600.0)
         w = min(step, self.cfg["max_step_h"])  # the time one observation stands for, capped
-        level_iid, growth = self._short_term(r / at.scale, step, w)
-        z_level = level_iid / (_MAD_TO_SIGMA * self.q_level)
+        # The level is measured from today's offset too: a sudden change shows within the
+        # hour, and a sustained one is told by the shift, which decays as the profile learns
+        # the new level (a score not pinned at 1 for days). A bin's spread is an error common
+        # to all its readings: it does not average out in the means.
+        level_iid, growth = self._short_term(r_today / at.noise, step, w)
+        n_eff = self.w_level * self.w_level / self.w2_level
+        z_level = level_iid / math.sqrt(
+            (_MAD_TO_SIGMA * self.q_level) ** 2 + n_eff * (at.spread / at.noise) ** 2
+        )
+        shift = self._shift(r, at.noise, step, w)
+        z_shift = shift / math.hypot(_MAD_TO_SIGMA * self.q_shift, at.spread)
         # With readings sparser than the fast window, "fast minus slow" is just the newest
         # point again (counted twice); growth then says less the sparser the series is.
         sparse = min(1.0, self.cfg["growth_fast_h"] / dt) if dt > 0.0 else 1.0
         z_growth = sparse * growth / (_MAD_TO_SIGMA * self.q_growth)
         warm = self.warm
-        score = score_from_z(max(abs(z), abs(z_level), z_growth)) if warm else 0.0
-        self.last = Explanation(z, z_level, z_growth, math.expm1(at.expected + bias), at.scale)
-        self._learn(at, r, r_today, bias, step, w, warm)
-        self._learn_typical_sizes(level_iid, growth, w, warm)
+        score = 0.0
+        if warm:
+            log10_p = min(
+                tail_log10(z), tail_log10(z_level), tail_log10(z_shift),
+                tail_log10(z_growth, two_sided=False),
+            )  # fmt: skip
+            score = score_from_p(log10_p + math.log10(_N_TESTS))
+        self.last = Explanation(
+            z, z_level, z_growth, math.expm1(at.expected + bias), at.scale, z_shift
+        )
+        self._learn(at, r, r_today, bias, step, w, warm, day.holiday)
+        self._learn_typical_sizes(level_iid, growth, shift, w, warm and at.informed)
         self.seen_h += w
         if self._ld * (self.t_last - self.t_ref) > _MAX_INFLATION_EXP:
             self._rebase()
@@ -374,11 +519,15 @@ class SeasonalAnomalyDetector:
             self._rebase()  # a long gap: fold the forgetting in now, before it overflows
         return dt
 
-    def _expectation(self, ts_ms: int | float) -> _Expectation:
+    def _expectation(self, ts_ms: int | float, day: Day = ORDINARY_DAY) -> _Expectation:
         """Expected log1p value and robust scale at ``ts_ms``: hour-of-week bins shrunk to
-        hour-of-day bins shrunk to the global level, interpolated between hours."""
+        hour-of-day bins shrunk to the global level, interpolated between hours; on a holiday
+        plus its learned offset, times the day's uplift. A bin shrunk to its parent leaves the
+        uncertainty of what it has not seen yet (its ``*_spread`` times the prior's share)."""
         c = self.cfg
         wpos = self.hour_of_week(ts_ms)
+        if day.as_weekday is not None:
+            wpos = day.as_weekday * DAY_BINS + wpos % DAY_BINS
         w0 = int(wpos)
         fw = wpos - w0
         w1 = (w0 + 1) % WEEK_BINS
@@ -392,12 +541,27 @@ class SeasonalAnomalyDetector:
         gw1 = fw * self.g_w[w1] / inflate_w
         kd, kw = c["day_prior_h"], c["week_prior_h"]
         e_day = (gd0 * self.mu_d[d0] + gd1 * self.mu_d[d1] + kd * self.level) / (gd0 + gd1 + kd)
-        expected = (gw0 * self.mu_w[w0] + gw1 * self.mu_w[w1] + kw * e_day) / (gw0 + gw1 + kw)
+        profile = (gw0 * self.mu_w[w0] + gw1 * self.mu_w[w1] + kw * e_day) / (gw0 + gw1 + kw)
         s_day = (gd0 * self.s_d[d0] + gd1 * self.s_d[d1] + kd * self.scale_g) / (gd0 + gd1 + kd)
+        ks = c["spread_h"]
+        spread2 = (c["week_spread"] * ks / (gw0 + gw1 + ks)) ** 2 + (
+            c["day_spread"] * ks / (gd0 + gd1 + ks)
+        ) ** 2
+        inflate_h = math.exp(self._lh * (self.t_last - self.t_ref))
+        holiday = 0.0
+        if day.holiday:
+            gh0 = (1.0 - fw) * self.g_h[d0] / inflate_h
+            gh1 = fw * self.g_h[d1] / inflate_h
+            kh = c["holiday_prior_h"]
+            holiday = (gh0 * self.mu_h[d0] + gh1 * self.mu_h[d1]) / (gh0 + gh1 + kh)
+            spread2 += (c["holiday_spread"] * kh / (gh0 + gh1 + kh)) ** 2  # rare: fades slowly
+        expected = profile + holiday + math.log(max(day.uplift, 1e-6))
         # Poisson-like floor: sd of log1p(N) for a count N of mean E is about 1/sqrt(1 + E).
         floor = max(c["min_scale"], 1.0 / math.sqrt(1.0 + math.expm1(max(expected, 0.0))))
+        noise = max(s_day, floor)
         return _Expectation(
-            expected, max(s_day, floor), w0, w1, d0, d1, fw, inflate_w, inflate_d,
+            expected, profile, holiday, math.sqrt(noise * noise + spread2), noise,
+            math.sqrt(spread2), w0, w1, d0, d1, fw, inflate_w, inflate_d, inflate_h,
             informed=gd0 + gd1 >= kd,
         )  # fmt: skip
 
@@ -427,25 +591,28 @@ class SeasonalAnomalyDetector:
         step: float,
         w: float,
         warm: bool,
+        holiday: bool = False,
     ) -> None:
-        """Learn the profiles, today's offset, the level and the scale from one residual."""
+        """Learn the profiles, today's offset, the level and the scale from one residual (on a
+        holiday: the holiday offsets and today's offset only)."""
         k, scale = self.cfg["clip_k"], at.scale
         rc = max(-k * scale, min(k * scale, r)) if warm else r
-        target = at.expected + rc
+        self._learn_bias(at, r_today, bias, step, w, warm)
+        if holiday:
+            target = at.holiday + rc
+            wi_h = w * at.inflate_h
+            for b, share in ((at.d0, 1.0 - at.fw), (at.d1, at.fw)):
+                if share > 0.0:
+                    self.g_h[b] += share * wi_h
+                    self.mu_h[b] += share * wi_h / self.g_h[b] * (target - self.mu_h[b])
+            return
+        target = at.profile + rc  # an uplifted day teaches the profile its value / uplift
         wi_w, wi_d = w * at.inflate_w, w * at.inflate_d
         for b, share in ((at.w0, 1.0 - at.fw), (at.w1, at.fw)):
             if share > 0.0:
                 self.g_w[b] += share * wi_w
                 self.mu_w[b] += share * wi_w / self.g_w[b] * (target - self.mu_w[b])
         abs_dev = _MAD_TO_SIGMA * min(abs(r_today), k * scale)
-        # Today's offset follows the day, not an event: residuals enter it clipped at one sigma.
-        keep_bias = math.exp(-self._lb * step)
-        self.bias_num *= keep_bias
-        self.bias_den *= keep_bias
-        if warm and at.informed:  # before, residuals measure the empty profile, not the day
-            precision = w / (scale * scale)
-            self.bias_num += precision * (bias + max(-scale, min(scale, r_today)))
-            self.bias_den += precision
         for b, share in ((at.d0, 1.0 - at.fw), (at.d1, at.fw)):
             if share > 0.0:
                 prev = self.g_d[b]
@@ -459,11 +626,44 @@ class SeasonalAnomalyDetector:
         if at.informed:
             self.scale_g += a_day * (abs_dev - self.scale_g)
 
-    def _learn_typical_sizes(self, level_iid: float, growth: float, w: float, warm: bool) -> None:
-        """The typical |level| and |growth| that divide them into z statistics."""
+    def _learn_bias(
+        self, at: _Expectation, r_today: float, bias: float, step: float, w: float, warm: bool
+    ) -> None:
+        """Today's offset follows the day, not an event: residuals enter it clipped at one
+        sigma."""
+        scale = at.scale
+        keep_bias = math.exp(-self._lb * step)
+        self.bias_num *= keep_bias
+        self.bias_den *= keep_bias
+        if warm and at.informed:  # before, residuals measure the empty profile, not the day
+            precision = w / (scale * scale)
+            self.bias_num += precision * (bias + max(-scale, min(scale, r_today)))
+            self.bias_den += precision
+
+    def _shift(self, r: float, noise: float, step: float, w: float) -> float:
+        """Update the shift mean of the residual from the profile; its new value.
+
+        Precision-weighted (a reading of 20 people at night says little about the day's level,
+        one of 2000 at the peak a lot), forgetting by elapsed time; each reading pulls it by at
+        most two noise sigmas (one wild reading is not a shift)."""
+        precision = w / (noise * noise)
+        self.w_shift = self.w_shift * math.exp(-self._lsh * step) + precision
+        lim = 2.0 * noise
+        self.m_shift += precision / self.w_shift * max(-lim, min(lim, r - self.m_shift))
+        return self.m_shift
+
+    def _learn_typical_sizes(
+        self, level_iid: float, growth: float, shift: float, w: float, warm: bool
+    ) -> None:
+        """The typical |level|, |growth| and |shift| of normal data, which divide them into z
+        statistics."""
         if not warm:
             return
         k = self.cfg["clip_k"]
+        a_week = 1.0 - math.exp(-self._lq * w)
+        self.q_shift += a_week * (min(abs(shift), k * self.q_shift) - self.q_shift)
+        self.q_shift = max(self.q_shift, self.cfg["min_scale"])
+
         a_day = 1.0 - math.exp(-self._lg * w)
         self.q_level += a_day * (min(abs(level_iid), k * self.q_level) - self.q_level)
         self.q_growth += a_day * (min(abs(growth), k * self.q_growth) - self.q_growth)
@@ -474,10 +674,12 @@ class SeasonalAnomalyDetector:
         """Fold the forgetting accumulated since ``t_ref`` into the weights (amortised O(1))."""
         dt = self.t_last - self.t_ref
         fw, fd = math.exp(-self._lw * dt), math.exp(-self._ld * dt)
+        fh = math.exp(-self._lh * dt)
         for i in range(WEEK_BINS):
             self.g_w[i] *= fw
         for i in range(DAY_BINS):
             self.g_d[i] *= fd
+            self.g_h[i] *= fh
         self.t_ref = self.t_last
 
     # -- state ---------------------------------------------------------------------------------
@@ -505,9 +707,18 @@ class SeasonalAnomalyDetector:
             "lv": self.level,
             "b": [self.bias_num, self.bias_den],
             "sg": self.scale_g,
-            "m": [self.m_level, self.w_level, self.w2_level, self.m_fast, self.m_slow],
-            "q": [self.q_level, self.q_growth],
+            "m": [
+                self.m_level,
+                self.w_level,
+                self.w2_level,
+                self.m_fast,
+                self.m_slow,
+                self.m_shift,
+                self.w_shift,
+            ],
+            "q": [self.q_level, self.q_growth, self.q_shift],
             "a": _pack_v2(self.mu_w, self.g_w, self.mu_d, self.g_d, self.s_d),
+            "h": _pack_v2(self.mu_h, self.g_h),
         }
 
     @classmethod
@@ -516,11 +727,11 @@ class SeasonalAnomalyDetector:
     ) -> SeasonalAnomalyDetector:
         """Rebuild a detector from :meth:`to_state` output with the given configuration.
 
-        Version 1 states (base64 arrays and a ``cfg``) are read too; their ``cfg`` is ignored:
-        the configuration is the caller's.
+        Version 2 states (no holidays learned yet) and version 1 states (base64 arrays and a
+        ``cfg``, which is ignored: the configuration is the caller's) are read too.
         """
         version = state.get("v")
-        if version == STATE_VERSION:
+        if version in (2, STATE_VERSION):
             arrays = _unpack_v2(state["a"])
         elif version == 1:
             arrays = _unpack(state["a"])
@@ -531,6 +742,10 @@ class SeasonalAnomalyDetector:
         det.t_last, det.t_ref, det.seen_h = state["t"], state["tr"], state["n"]
         det.level, det.scale_g = state["lv"], state["sg"]
         det.bias_num, det.bias_den = state["b"]
-        det.m_level, det.w_level, det.w2_level, det.m_fast, det.m_slow = state["m"]
-        det.q_level, det.q_growth = state["q"]
+        det.m_level, det.w_level, det.w2_level, det.m_fast, det.m_slow = state["m"][:5]
+        det.q_level, det.q_growth = state["q"][:2]
+        if version == STATE_VERSION:
+            det.q_shift = state["q"][2]
+            det.m_shift, det.w_shift = state["m"][5:7]
+            det.mu_h, det.g_h = _unpack_v2(state["h"], _HOLIDAY_SIZES)
         return det

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from detectors.los import ZoneKind
 from detectors.vision.config import CameraConfig
+from streams.config.calendar import CalendarSettings
 from streams.config.incidents import Escalation, IncidentSettings, Route, Rule, check_routing
 
 Id = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]{0,63}$")]
@@ -146,6 +147,7 @@ class Site(_Strict):
     routes: list[Route] = []
     routing: list[Rule] = []
     incidents: IncidentSettings = IncidentSettings()
+    calendar: CalendarSettings = CalendarSettings()  # holidays, events (streams/calendar)
 
     @model_validator(mode="after")
     def _consistent(self) -> Site:
@@ -171,6 +173,12 @@ class Site(_Strict):
             unknown = [z for z in rule.zones if z not in zone_ids]
             if unknown:
                 raise _FieldError(("routing", i, "zones"), f"unknown zone '{unknown[0]}'")
+        for i, event in enumerate(self.calendar.events):
+            unknown = [z for z in event.zones if z not in zone_ids]
+            if unknown:
+                raise _FieldError(
+                    ("calendar", "events", i, "zones"), f"unknown zone '{unknown[0]}'"
+                )
         for i, zone in enumerate(self.zones):
             if zone.kind not in self.defaults.thresholds and zone.warning is None:
                 raise _FieldError(("zones", i, "warning"), f"no thresholds for kind '{zone.kind}'")

@@ -144,6 +144,12 @@ class ZoneState(_Out):
     minutes_to_critical: float | None
     minutes_to_critical_low: float | None
     minutes_to_critical_high: float | None
+    # The anomaly detector's warm-up: "learning-day" (no score yet), "learning-week" (scored
+    # against the hours of day while the weekdays are learned), "warm"; None: never fed.
+    anomaly_stage: Literal["learning-day", "learning-week", "warm"] | None = None
+    # What the site's calendar says is in force: a public holiday, a planned event (None: an
+    # ordinary day).
+    calendar: str | None = None
 
 
 # A constrained string rather than a Literal of the built-in kinds: a kind registered later

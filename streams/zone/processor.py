@@ -27,6 +27,7 @@ from detectors.source_health import (
     others_moved,
     worst_only,
 )
+from streams.calendar import SiteCalendar
 from streams.config.site import Site, Zone
 from streams.schema import payloads  # payloads.ZoneState: the published record, not the state
 from streams.schema.payloads import SCHEMA_VERSION, FaultySource, Reading, SourceStatus
@@ -86,6 +87,7 @@ class ZoneProcessor:
             z.id: [(k, k.alarm(site, z)) for k in self.kinds] for z in site.zones
         }
         self._tz = ZoneInfo(site.site.timezone)
+        self.calendar = SiteCalendar(site.calendar, self._tz)  # holidays, events: streams/calendar
         self._context = {
             z.id: ZoneContext(z, frozenset(s.id for s in site.sources if z.id in s.zones))
             for z in site.zones
@@ -126,9 +128,12 @@ class ZoneProcessor:
             t = state.judged_ts = self.clock.judged_at(state.ts, arrived_ms, state.judged_ts)
             snapshot = self._snapshot(zone, state, t)
             inflow = _net_inflow(r)
-            score = anomaly.update(t, snapshot.occupancy)
+            day = self.calendar.day(t, zone_id)
+            score = anomaly.update(t, snapshot.occupancy, day)
             forecast = forecaster.update(t, snapshot.occupancy, inflow)
             _forecast_fields(snapshot, score, forecast, snapshot.occupancy is None)
+            snapshot.anomaly_stage = anomaly.stage
+            snapshot.calendar = day.label or None
             out.alerts.extend(self._alerts(zone, episodes, snapshot))
             if out.zone_states and out.zone_states[-1].ts == snapshot.ts:
                 out.zone_states[-1] = snapshot
@@ -426,6 +431,11 @@ def _forecast_fields(
     snap.minutes_to_critical_high = minutes(f.critical_high)
 
 
+def _with_calendar(message: str, snap: payloads.ZoneState) -> str:
+    """An alert says when a holiday or planned event is in force: it explains the crowd."""
+    return f"{message} [{snap.calendar}]" if snap.calendar else message
+
+
 def alert_record(
     zone: Zone, kind: AlertKind, t: Transition, snap: payloads.ZoneState
 ) -> payloads.Alert:
@@ -442,5 +452,5 @@ def alert_record(
         threshold=round(t.threshold, 4),
         started_at=t.started_at,
         ts=t.ts,
-        message=kind.message(zone, t, snap),
+        message=_with_calendar(kind.message(zone, t, snap), snap),
     )

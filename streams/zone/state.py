@@ -80,6 +80,7 @@ class AnomalyState(msgspec.Struct, array_like=True):
     m: list[float]
     q: list[float]
     a: bytes  # the profiles: float32, byte planes, deflated
+    h: bytes = b""  # the holiday offsets, packed alike (version 3; none before)
 
     @classmethod
     def of(cls, state: dict[str, Any]) -> AnomalyState:

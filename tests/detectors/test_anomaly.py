@@ -85,7 +85,7 @@ def test_night_zeros_are_not_anomalous(three_weeks):
     det, data, scores = three_weeks
     night = [s for (t, v), s in zip(data, scores, strict=True) if v == 0 and t - T0 > 7 * 24 * HOUR]
     assert len(night) > 10  # the fixture has real zeros at night
-    assert max(night) < 0.5
+    assert max(night) < 0.8  # graded (0.5 is p = 0.016 / 4): far from the 0.9 of an alarm
 
 
 def test_level_shift_detected():
@@ -96,7 +96,7 @@ def test_level_shift_detected():
     scores = run(det, data)
     assert max(scores[14 * 24 : shift_at]) < 0.9
     first = next(i for i, s in enumerate(scores[shift_at:]) if s >= 0.9)
-    assert first <= 6  # hours
+    assert first <= 12  # hours: within the day it started
 
 
 def test_unusual_growth_rate_detected():
@@ -169,7 +169,7 @@ def test_state_is_bounded_over_a_long_series():
         det.update(t, v)
         if i in (24 * 14, len(data) - 1):
             sizes.append(len(msgspec.msgpack.encode(det.to_state())))
-    assert max(sizes) < 1400
+    assert max(sizes) < 1500  # with the holiday bins (zeros until a holiday: they deflate)
     assert abs(sizes[0] - sizes[1]) < 300  # only how well the packed profiles deflate varies
     t = next_busy_hour(data[-1][0])
     assert det.update(t, 5 * rhythm((t - T0) / HOUR)) > 0.99
@@ -205,11 +205,16 @@ def test_out_of_order_reading_does_not_move_the_clock_back(three_weeks):
     assert det.t_last == t_last
 
 
-def test_score_mapping_is_monotonic_and_bounded():
+def test_score_mapping_is_monotonic_graded_and_calibrated():
     zs = np.linspace(0, 20, 201)
     scores = [score_from_z(z) for z in zs]
     assert scores == sorted(scores)
-    assert scores[0] == 0.0 and scores[-1] == 1.0
+    assert scores[0] == 0.0 and 0.99999 < scores[-1] < 1.0  # graded, never pinned at 1
+    # Calibrated: under the model of normal (z ~ N(0, 1)), P(score >= s) = (1 - s) ** 6.
+    z = np.random.default_rng(1).standard_normal(400_000)
+    s = np.array([score_from_z(x) for x in z])
+    for level in (0.3, 0.5, 0.6):
+        assert np.mean(s >= level) == pytest.approx((1 - level) ** 6, rel=0.1)
 
 
 def test_unknown_parameter_rejected():
@@ -220,10 +225,13 @@ def test_unknown_parameter_rejected():
 def test_a_modest_step_on_a_quiet_hourly_series_does_not_page():
     # Hourly counts: the 15-minute growth window holds one reading, so growth must not count it
     # twice; +10 % on a steady 1000 is about three Poisson sigmas, not an emergency.
+    # Five weeks, so each hour of the week has been seen a few times (one hour of data per week
+    # per bin: until then the bin's own uncertainty, week_spread, dominates a flat series).
     det = SeasonalAnomalyDetector()
     hour = 3_600_000
-    for h in range(24 * 10):
+    n = 24 * 7 * 5
+    for h in range(n):
         det.update(h * hour, 1000 + (h * 7) % 5)
-    score = det.update(24 * 10 * hour, 1100)
+    score = det.update(n * hour, 1100)
     assert 0 < score < 0.9
-    assert det.update(24 * 10 * hour + hour, 5000) > 0.99  # a real spike still does
+    assert det.update(n * hour + hour, 5000) > 0.99  # a real spike still does

@@ -62,6 +62,7 @@ def test_the_stored_v1_sample_migrates_and_continues_as_the_old_code_did():
         }
         states[zone] = encode_state(state)
     assert decode_state(SAMPLE["stored"]["entrance-east"].encode()).episodes["density"].severity
+    scored = 0
     # The next minute of readings, one batch per tick, state encoded and decoded in between as
     # the worker does: the same zone states (anomaly score, forecast...) and alerts as before.
     for readings, published in zip(SAMPLE["next_readings"], SAMPLE["published"], strict=True):
@@ -70,16 +71,22 @@ def test_the_stored_v1_sample_migrates_and_continues_as_the_old_code_did():
             out = p.apply(zone, decode_state(states[zone]), batch, max(r.ts for r in batch) + 1_000)
             # As published: the records' JSON shapes, compared field by field; sources.faulty
             # was added since (additive: nothing is faulty in this minute).
-            for zs in expected["zone_states"]:
-                zs["sources"].setdefault("faulty", [])
-            assert msgspec.to_builtins(out.zone_states) == expected["zone_states"]
+            # The anomaly score is mapped from a tail probability since detector state v3
+            # (README "Anomaly"): compared for range only; its warm-up stage and the calendar
+            # are new fields.
+            got = msgspec.to_builtins(out.zone_states)
+            want = [dict(zs) for zs in expected["zone_states"]]
+            for a, b in zip(got, want, strict=True):
+                assert a.pop("anomaly_stage") in ("learning-week", "warm")
+                assert a.pop("calendar") is None
+                score, old = a.pop("anomaly_score"), b.pop("anomaly_score")
+                assert (score is None) == (old is None) and (score is None or 0 <= score < 1)
+                scored += bool(score)
+                b["sources"] = {"faulty": [], **b["sources"]}
+            assert got == want
             assert msgspec.to_builtins(out.alerts) == expected["alerts"]
             states[zone] = encode_state(out.state)
-    assert any(
-        zs["anomaly_score"]
-        for tick in SAMPLE["published"]
-        for zs in tick["metro-interchange"]["zone_states"]
-    )  # warm: the scores say something
+    assert scored  # warm: the migrated detectors score (graded: > 0 on ordinary readings)
 
 
 def test_state_with_everything_fits_in_2_kb():
