@@ -598,7 +598,9 @@ class SeasonalAnomalyDetector:
         k, scale = self.cfg["clip_k"], at.scale
         rc = max(-k * scale, min(k * scale, r)) if warm else r
         self._learn_bias(at, r_today, bias, step, w, warm)
-        if holiday:
+        # A holiday teaches its own offsets, once there is a profile to be offset from (a
+        # detector started on a holiday learns the profile from it, as from any day).
+        if holiday and warm and at.informed:
             target = at.holiday + rc
             wi_h = w * at.inflate_h
             for b, share in ((at.d0, 1.0 - at.fw), (at.d1, at.fw)):

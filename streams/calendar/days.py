@@ -8,7 +8,7 @@ while readings stay within the same local day.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ class SiteCalendar:
     True
     """
 
-    def __init__(self, settings: CalendarSettings, tz: str | ZoneInfo) -> None:
+    def __init__(self, settings: CalendarSettings, tz: str | tzinfo) -> None:
         self.settings = settings
         self.tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         self._public = _public_holidays(settings.country, settings.subdiv)

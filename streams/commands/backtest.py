@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import get_args
 
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.los import ZoneKind
+from streams.calendar import SiteCalendar
+from streams.config.calendar import CalendarError, load_calendar
 from streams.config.settings import get_settings
 from streams.config.site import load_site
 from streams.offline.backtest import SeriesPolicy, backtest, write_csv
@@ -57,6 +60,20 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="time zone of the place counted (e.g. Asia/Shanghai, Australia/Melbourne): "
         "hour-of-week bins follow its clock through daylight saving; overrides --utc-offset-min",
     )
+    p.add_argument(
+        "--country",
+        metavar="CC",
+        help="public holidays of this country, as the holidays package codes it (CN, AU, US): "
+        "a holiday is scored like a Sunday plus what earlier holidays taught the detector",
+    )
+    p.add_argument("--subdiv", metavar="S", help="region of --country (e.g. VIC for AU)")
+    p.add_argument(
+        "--calendar",
+        type=Path,
+        metavar="FILE",
+        help="TOML with a [calendar] table as in a site file: extra holidays, make-up working "
+        "days, planned events with their uplift (--country/--subdiv override its own)",
+    )
     p.add_argument("--out", type=Path, help="output CSV (default: standard output)")
     p.set_defaults(func=run)
 
@@ -74,6 +91,15 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as exc:  # zoneinfo: unknown or malformed name
         print(f"backtest: --tz {args.tz!r}: unknown time zone ({exc})", file=sys.stderr)
         return 2
+    calendar = None
+    if args.country or args.subdiv or args.calendar:
+        try:
+            settings = load_calendar(args.calendar, args.country, args.subdiv)
+        except CalendarError as exc:
+            print(f"backtest: {exc}", file=sys.stderr)
+            return 2
+        where = detector.tz or timezone(timedelta(minutes=args.utc_offset_min))
+        calendar = SiteCalendar(settings, where)
     extra = (args.inflow_col,) if args.inflow_col else ()
     try:
         rows = list(read_series(args.input, args.time_col, args.value_col, extra))
@@ -95,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         policy,
         inflow_col=args.inflow_col,
         detector=detector,
+        calendar=calendar,
     )
     scored: list = [None] * len(rows)
     for i, row in zip(order, in_time, strict=True):
@@ -102,13 +129,13 @@ def run(args: argparse.Namespace) -> int:
     tmp = None
     try:
         if args.out is None:
-            n = write_csv(scored, sys.stdout, with_density=args.area is not None)
+            n = write_csv(scored, sys.stdout, args.area is not None, calendar is not None)
         else:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             # Write beside the target and rename, so a bad row leaves no half-written file.
             tmp = args.out.with_name(args.out.name + ".part")
             with tmp.open("w", newline="") as f:
-                n = write_csv(scored, f, with_density=args.area is not None)
+                n = write_csv(scored, f, args.area is not None, calendar is not None)
             tmp.replace(args.out)
             tmp = None
     except (SeriesError, OSError) as exc:

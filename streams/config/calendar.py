@@ -4,10 +4,19 @@ the Spring Festival travel rush with its expected uplift)."""
 
 from __future__ import annotations
 
+import tomllib
 from datetime import date
+from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Positive = Annotated[float, Field(gt=0)]
 
@@ -67,3 +76,35 @@ class CalendarSettings(_Strict):
                 f"unknown subdiv {self.subdiv!r} of {self.country} (known: {', '.join(known)})"
             )
         return self
+
+
+class CalendarError(ValueError):
+    """A calendar file or option that cannot be used; the message says where and why."""
+
+
+def load_calendar(
+    path: Path | None = None, country: str | None = None, subdiv: str | None = None
+) -> CalendarSettings:
+    """Calendar settings from a TOML file (a ``[calendar]`` table, as in a site file, or its
+    keys at the top level), with ``country``/``subdiv`` given on a command line taking
+    precedence. Raises :class:`CalendarError` naming the file and the field."""
+    data: dict = {}
+    where = "calendar"
+    if path is not None:
+        where = str(path)
+        try:
+            raw = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CalendarError(f"{path}: {exc}") from None
+        data = dict(raw.get("calendar", raw))
+    if country is not None:
+        data["country"] = country
+    if subdiv is not None:
+        data["subdiv"] = subdiv
+    try:
+        return CalendarSettings(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = "".join(f"{p}: " for p in first["loc"])
+        msg = first["msg"].removeprefix("Value error, ")
+        raise CalendarError(f"{where}: {field}{msg}") from None

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from detectors.alerting import Alarm, Episode
-from detectors.anomaly import SeasonalAnomalyDetector
+from detectors.anomaly import ORDINARY_DAY, SeasonalAnomalyDetector
 from detectors.forecast import DensityForecaster
 from detectors.los import ZoneKind, level_of_service
+from streams.calendar import SiteCalendar
 from streams.config.site import Site, Zone
 from streams.offline.series import SeriesRow
 from streams.schema.payloads import SCHEMA_VERSION, SourceStatus, ZoneState
@@ -97,6 +98,7 @@ class ScoredRow:
     density: float | None = None
     minutes_to_critical: float | None = None
     alert: str = ""
+    calendar: str = ""  # what the calendar says is in force (a holiday, an event)
 
 
 def backtest(
@@ -105,9 +107,10 @@ def backtest(
     inflow_col: str | None = None,
     detector: SeasonalAnomalyDetector | None = None,
     forecaster: DensityForecaster | None = None,
+    calendar: SiteCalendar | None = None,
 ) -> Iterator[ScoredRow]:
     """Score ``rows`` in order; without a ``policy`` (no area) only the anomaly score. Pass a
-    detector/forecaster to resume from a saved state.
+    detector/forecaster to resume from a saved state, a calendar for holidays and events.
 
     >>> from streams.config.site import Defaults, Site, SiteInfo, Thresholds, Zone
     >>> from streams.offline.series import SeriesRow
@@ -125,17 +128,19 @@ def backtest(
         fc = DensityForecaster(policy.zone.area_m2, policy.warning, policy.critical)
     episodes: dict[str, Episode] = {}
     for r in rows:
-        score = det.update(r.ts_ms, r.value)
+        day = calendar.day(r.ts_ms) if calendar is not None else ORDINARY_DAY
+        score = det.update(r.ts_ms, r.value, day)
         if fc is None or policy is None:
-            yield ScoredRow(r.timestamp, r.ts_ms, r.value, score)
+            yield ScoredRow(r.timestamp, r.ts_ms, r.value, score, calendar=day.label)
             continue
         inflow = r.extra.get(inflow_col) if inflow_col else None
         forecast = fc.update(r.ts_ms, r.value, inflow)
         snap = policy.snapshot(r.ts_ms, r.value, score, forecast.minutes_to_critical)
         alert = policy.open_severity(episodes, snap)
         yield ScoredRow(
-            r.timestamp, r.ts_ms, r.value, score, snap.density, snap.minutes_to_critical, alert
-        )
+            r.timestamp, r.ts_ms, r.value, score, snap.density, snap.minutes_to_critical, alert,
+            day.label,
+        )  # fmt: skip
 
 
 def _fmt(x: float | None, digits: int) -> str:
@@ -145,18 +150,25 @@ def _fmt(x: float | None, digits: int) -> str:
     return "0" if text == "-0" else text
 
 
-def write_csv(rows: Iterable[ScoredRow], out: TextIO, with_density: bool) -> int:
-    """Write ``timestamp,value,anomaly_score[,density,minutes_to_critical,alert]``; count rows."""
+def write_csv(
+    rows: Iterable[ScoredRow], out: TextIO, with_density: bool, with_calendar: bool = False
+) -> int:
+    """Write ``timestamp,value,anomaly_score[,density,minutes_to_critical,alert][,calendar]``;
+    count rows."""
     writer = csv.writer(out, lineterminator="\n")
     header = ["timestamp", "value", "anomaly_score"]
     if with_density:
         header += ["density", "minutes_to_critical", "alert"]
+    if with_calendar:
+        header.append("calendar")
     writer.writerow(header)
     n = 0
     for r in rows:
         line = [r.timestamp, _fmt(r.value, 6), _fmt(r.anomaly_score, 4)]
         if with_density:
             line += [_fmt(r.density, 4), _fmt(r.minutes_to_critical, 1), r.alert]
+        if with_calendar:
+            line.append(r.calendar)
         writer.writerow(line)
         n += 1
     return n

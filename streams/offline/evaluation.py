@@ -28,6 +28,7 @@ import numpy as np
 
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.forecast import DensityForecaster
+from streams.calendar import SiteCalendar
 from streams.offline.series import parse_timestamp
 
 MINUTE_MS = 60_000
@@ -70,6 +71,18 @@ class Metrics:
     episodes: int = 0
     false_alarms: int = 0
     missed: list[str] = field(default_factory=list)
+    # Over the whole series, burn-in included: false alarms (episodes starting outside every
+    # event window) and weeks of data in the first week, on holidays, on other days ...
+    fa_first_week: int = 0
+    fa_holidays: int = 0
+    fa_other: int = 0
+    weeks_first: float = 0.0
+    weeks_holidays: float = 0.0
+    weeks_other: float = 0.0
+    # ... and the score's calibration: normal points (outside events) scored, and above 0.9/0.99.
+    normal_points: int = 0
+    over_090: int = 0
+    over_099: int = 0
 
     @property
     def false_alarms_per_week(self) -> float:
@@ -79,14 +92,22 @@ class Metrics:
     def median_delay_min(self) -> float | None:
         return median(self.delays_min) if self.delays_min else None
 
+    @property
+    def fa_all_days(self) -> float:
+        """False alarms per week over everything: first week, holidays, other days."""
+        weeks = self.weeks_first + self.weeks_holidays + self.weeks_other
+        return (self.fa_first_week + self.fa_holidays + self.fa_other) / weeks if weeks else 0.0
+
+    def rate(self, part: str) -> float | None:
+        """False alarms per week on ``first``, ``holidays`` or ``other`` days."""
+        weeks = getattr(self, f"weeks_{part}")
+        fa = getattr(self, "fa_first_week" if part == "first" else f"fa_{part}")
+        return fa / weeks if weeks else None
+
     def merge(self, other: Metrics) -> None:
-        self.scored_weeks += other.scored_weeks
-        self.events += other.events
-        self.detected += other.detected
-        self.delays_min += other.delays_min
-        self.episodes += other.episodes
-        self.false_alarms += other.false_alarms
-        self.missed += other.missed
+        for name in self.__dataclass_fields__:
+            if name != "name":
+                setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 def alarm_episodes(
@@ -112,10 +133,14 @@ def score_series(
     ts_ms: Sequence[int],
     values: Sequence[float | None],
     detector: SeasonalAnomalyDetector | None = None,
+    calendar: SiteCalendar | None = None,
 ) -> list[float | None]:
-    """Scores of a series through one streaming detector, in order."""
+    """Scores of a series through one streaming detector, in order (with the holidays and
+    events of ``calendar``, if given)."""
     det = detector or SeasonalAnomalyDetector()
-    return [det.update(t, v) for t, v in zip(ts_ms, values, strict=True)]
+    if calendar is None:
+        return [det.update(t, v) for t, v in zip(ts_ms, values, strict=True)]
+    return [det.update(t, v, calendar.day(t)) for t, v in zip(ts_ms, values, strict=True)]
 
 
 def evaluate(
@@ -144,11 +169,13 @@ def evaluate(
             scored_ms += t - prev
         prev = t
     m.scored_weeks = scored_ms / WEEK_MS
-    events = [w for w in events if w.start_ms >= start and w.start_ms <= ts_ms[-1]]
+    all_events = list(events)
+    events = [w for w in all_events if w.start_ms >= start and w.start_ms <= ts_ms[-1]]
     labelled = [*events, *known]
     eps = [e for e in alarm_episodes(ts_ms, scores, threshold, merge_gap_ms) if e[0] >= start]
     m.episodes = len(eps)
     m.false_alarms = sum(1 for a, b in eps if not any(a in w or b in w for w in labelled))
+    _breakdown(m, ts_ms, values, scores, all_events, list(known), threshold, merge_gap_ms)
     alarms = [t for t, s in zip(ts_ms, scores, strict=True) if s is not None and s >= threshold]
     for w in events:
         m.events += 1
@@ -159,6 +186,44 @@ def evaluate(
         else:
             m.missed.append(w.label)
     return m
+
+
+def _breakdown(
+    m: Metrics,
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    scores: Sequence[float | None],
+    events: list[Window],
+    holidays: list[Window],
+    threshold: float,
+    merge_gap_ms: int,
+) -> None:
+    """Fill ``m``'s whole-series false alarms by kind of day and the score's calibration."""
+    first_end = ts_ms[0] + WEEK_MS
+
+    def part(t: int) -> str:
+        if t < first_end:
+            return "first"
+        return "holidays" if any(t in w for w in holidays) else "other"
+
+    prev = None
+    for t, v, s in zip(ts_ms, values, scores, strict=True):
+        if v is None:
+            continue
+        if prev is not None and 0 < t - prev <= 2 * HOUR_MS:
+            name = f"weeks_{part(t)}"
+            setattr(m, name, getattr(m, name) + (t - prev) / WEEK_MS)
+        prev = t
+        if s is not None and not any(t in w for w in events):
+            m.normal_points += 1
+            m.over_090 += s >= 0.9
+            m.over_099 += s >= 0.99
+    for a, b in alarm_episodes(ts_ms, scores, threshold, merge_gap_ms):
+        if any(a in w or b in w for w in events):
+            continue
+        where = part(a)
+        name = "fa_first_week" if where == "first" else f"fa_{where}"
+        setattr(m, name, getattr(m, name) + 1)
 
 
 # -- synthetic scenarios ---------------------------------------------------------------------

@@ -31,12 +31,18 @@ def test_detections_delays_and_false_alarms():
     alarm(15 * DAY_MS)  # false alarm
     alarm(27 * DAY_MS)  # false alarm
     alarm(3 * DAY_MS)  # burn-in: not counted
+    alarm(5 * DAY_MS)  # burn-in, and the first week's false alarm in the breakdown
     m = evaluate("t", ts, values, scores, [event, missed, early], [holiday])
     assert (m.events, m.detected, m.missed) == (2, 1, ["missed"])
     assert m.delays_min == [120.0]
     assert (m.episodes, m.false_alarms) == (4, 2)
     assert abs(m.scored_weeks - 2.0) < 0.01  # hours between readings after the burn-in
     assert abs(m.false_alarms_per_week - 1.0) < 0.01
+    # The whole series by kind of day (the early event's alarm is a detection, not counted).
+    assert (m.fa_first_week, m.fa_holidays, m.fa_other) == (1, 1, 2)
+    assert abs(m.weeks_holidays - 1 / 7) < 0.01 and abs(m.weeks_first - 1.0) < 0.01
+    assert abs(m.fa_all_days - 4 / 4.0) < 0.02
+    assert (m.normal_points, m.over_090, m.over_099) == (len(ts) - 6 - 6 - 2, 4, 0)
 
 
 def test_synthetic_events_lie_after_the_burn_in_and_in_the_data():
