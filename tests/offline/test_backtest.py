@@ -199,3 +199,31 @@ def test_replay_refuses_a_zone_the_site_does_not_have(tiny: Path, capsys):
     assert main(["replay", str(tiny), "--value-col", "count", "--zone", "atlantis"]) == 2
     err = capsys.readouterr().err
     assert "unknown zone 'atlantis'" in err and "east-plaza" in err
+
+
+def test_calendar_options_mark_holidays_and_change_their_scores(tmp_path: Path, capsys):
+    """Four weeks of a weekday-busy series whose Christmas Day (a Thursday) is as quiet as a
+    Sunday: told the country, backtest scores it like a Sunday and says why."""
+    path = tmp_path / "series.csv"
+    lines = ["timestamp,count"]
+    start = 1733011200  # 2024-12-01 00:00 UTC, a Sunday
+    for h in range(24 * 28):
+        day = (h // 24) % 7  # 0: Sunday
+        quiet = day in (0, 6) or h // 24 == 24  # weekends, and 2024-12-25
+        busy = 8 <= h % 24 < 20
+        lines.append(f"{start + h * 3600},{(200 if quiet else 1000) if busy else 50}")
+    path.write_text("\n".join(lines) + "\n")
+    plain, told = tmp_path / "plain.csv", tmp_path / "told.csv"
+    assert main(["backtest", str(path), "--value-col", "count", "--out", str(plain)]) == 0
+    flags = ["--country", "AU", "--subdiv", "VIC"]
+    assert main(["backtest", str(path), "--value-col", "count", *flags, "--out", str(told)]) == 0
+    rows_plain, rows_told = read_out(plain), read_out(told)
+    christmas = [i for i, r in enumerate(rows_told) if r["calendar"].startswith("Christmas Day")]
+    assert len(christmas) == 24 and "calendar" not in rows_plain[0]
+    def worst(rows):
+        return max(float(rows[i]["anomaly_score"]) for i in christmas)
+
+    assert worst(rows_plain) >= 0.9  # a busy Thursday gone quiet...
+    assert worst(rows_told) < 0.9  # ... is a holiday, told
+    assert main(["backtest", str(path), "--value-col", "count", "--country", "XX"]) == 2
+    assert "unknown country code 'XX'" in capsys.readouterr().err
