@@ -93,8 +93,8 @@ def fix_fetcher_close() -> None:
 
 
 def fix_recovery_seek_order() -> None:
-    """Make Faust resume a rebalance's stream partitions only once it has sought them to their
-    committed offsets and cleared its queues, so no message is lost at a failover.
+    """Make Faust seek a rebalance's stream partitions to their committed offsets *before* it
+    fetches from them again, so no message is lost at a failover.
 
     faust-streaming 0.15's ``Recovery.on_recovery_completed`` resumes the stream partitions,
     then awaits the seek to the committed offsets (a broker round trip), then resumes the flow,
@@ -104,35 +104,43 @@ def fix_recovery_seek_order() -> None:
     read offset past them: the re-fetch from the committed offset drops them as already read.
     Seen here: a survivor taking over a SIGKILLed worker's partition lost 2 consecutive
     readings messages at the boundary of its first two batches (about 1 failover in 5; the
-    same race as faust-streaming #216 and #253). Resuming right after the seek was not enough
-    (the await of the seek yields to the fetcher before the queues are cleared: 28 messages of
-    the survivor's own partition lost in 1 of 8 runs), so the partitions are resumed when the
-    whole method is done. Idempotent; applied by :func:`streams.worker.app.build_app`, never at
-    import.
+    same race as faust-streaming #216 and #253). Deferring the resume of the partitions until
+    the seek is done means nothing is fetched from them before it. Idempotent; applied by
+    :func:`streams.worker.app.build_app`, never at import.
     """
     from faust.tables.recovery import Recovery
 
     if getattr(Recovery.on_recovery_completed, "_crowdsafe_fixed", False):
         return
-    Recovery.on_recovery_completed = resume_at_the_end(Recovery.on_recovery_completed)
+    Recovery.on_recovery_completed = seek_before_resume(Recovery.on_recovery_completed)
 
 
-def resume_at_the_end(original: Any) -> Any:
+def seek_before_resume(original: Any) -> Any:
     """Wrap a recovery-completed coroutine method so that the partitions it resumes on the
-    consumer are resumed only when it has returned (its seek done, its queues cleared)."""
+    consumer are resumed only once its ``perform_seek`` has returned (or when it ends)."""
 
     @functools.wraps(original)
     async def on_recovery_completed(self, generation_id: int = 0) -> None:
         consumer = self.app.consumer
-        resume = consumer.resume_partitions
+        resume, seek = consumer.resume_partitions, consumer.perform_seek
         deferred: list = []
+
+        def release() -> None:
+            consumer.__dict__.pop("resume_partitions", None)
+            consumer.__dict__.pop("perform_seek", None)
+            while deferred:
+                resume(deferred.pop(0))
+
+        async def seek_then_resume() -> None:
+            await seek()
+            release()
+
         consumer.resume_partitions = deferred.append
+        consumer.perform_seek = seek_then_resume
         try:
             await original(self, generation_id)
         finally:
-            consumer.__dict__.pop("resume_partitions", None)
-            for partitions in deferred:
-                resume(partitions)
+            release()  # no seek (an empty assignment, a new rebalance): as Faust would have
 
     on_recovery_completed._crowdsafe_fixed = True  # type: ignore[attr-defined]
     return on_recovery_completed
