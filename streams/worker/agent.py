@@ -19,7 +19,7 @@ from mode import CrashingSupervisor
 from mode.utils.logging import get_logger
 
 from streams.schema.intake import Rejected, parse_message
-from streams.worker.faust_compat import current_event
+from streams.worker.faust_compat import committed_offset, current_event
 from streams.worker.incidents import IncidentDesk, ZoneInputs
 from streams.worker.publish import Publisher
 from streams.zone.processor import Outcome
@@ -37,6 +37,7 @@ def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported:
     @app.on_partitions_revoked.connect
     async def forget(app, revoked, **kwargs) -> None:  # noqa: ARG001 - Faust's signal
         w.desk.forget()
+        w.offsets.forget(revoked)
 
     @app.agent(w.topics.inputs, name="process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:
@@ -97,9 +98,29 @@ def fail_batch(w, events: list) -> NoReturn:
     os._exit(EXIT_BATCH_FAILED)
 
 
+async def admit_in_order(w, events: list) -> list:
+    """The batch's events minus those after an offset the consumer skipped, whose partition is
+    sought back so they all come again (streams/worker/offsets.py). Ticks are not guarded: a
+    lost tick only delays a sweep."""
+    ticks = w.settings.ticks_topic
+    guarded = [e for e in events if e.message.topic != ticks]
+    before = (w.offsets.gaps_sought, w.offsets.gaps_accepted)
+    consumer = w.faust.consumer
+    keep, seeks = w.offsets.admit(guarded, committed=lambda tp: committed_offset(consumer, tp))
+    for tp, offset in seeks.items():
+        log.warning("%s: offsets from %d were skipped by the consumer: seeking back", tp, offset)
+        await w.faust.consumer.seek(tp, offset)
+    w.metrics.offset_gaps.labels("sought").inc(w.offsets.gaps_sought - before[0])
+    w.metrics.offset_gaps.labels("accepted").inc(w.offsets.gaps_accepted - before[1])
+    if len(keep) == len(guarded):
+        return events
+    return [e for e in events if e.message.topic == ticks] + keep
+
+
 async def handle_batch(w, publisher: Publisher, stream: faust.StreamT, events: list) -> None:
     settings, site, zones = w.settings, w.site, w.zones
     w.metrics.batch.observe(len(events))
+    events = await admit_in_order(w, events)
     by_zone: dict[str, list] = defaultdict(list)
     zone_events: dict[str, list[faust.EventT]] = defaultdict(list)
     inputs: dict[str, ZoneInputs] = defaultdict(ZoneInputs)  # acknowledgements, silences

@@ -24,6 +24,7 @@ from streams.ops.partitioning import partition_of
 from streams.worker import faust_compat
 from streams.worker.health import Health
 from streams.worker.metrics import WorkerMetrics
+from streams.worker.offsets import OffsetGuard
 from streams.worker.state_view import LiveView
 from streams.zone.clock import EventTimePolicy
 from streams.zone.processor import ZoneProcessor
@@ -67,6 +68,8 @@ class WorkerApp:
     # Zones whose newest readings are simulated (the simulator, a replay): in memory only, so
     # after a restart until their next reading a zone is taken for live.
     simulated: dict[str, bool] = field(default_factory=dict)
+    # Input offsets in order, none skipped by the consumer (streams/worker/offsets.py).
+    offsets: OffsetGuard = field(default_factory=OffsetGuard)
 
 
 def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:

@@ -41,6 +41,13 @@ def current_event(stream: faust.StreamT, event: faust.EventT) -> Iterator[None]:
         set_current_event(stream, previous)
 
 
+def committed_offset(consumer: Any, tp: Any) -> int | None:
+    """The consumer's committed offset of ``tp`` (the next to read), as Faust last sought or
+    committed it; None if it has none (faust-streaming 0.15: ``Consumer._committed_offset``)."""
+    found = getattr(consumer, "_committed_offset", {})  # noqa: SLF001 - see the module docstring
+    return found.get(tp)
+
+
 def check() -> None:
     """Raise if this Faust version no longer has the private method this module relies on."""
     from faust.streams import Stream

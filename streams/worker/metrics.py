@@ -59,6 +59,13 @@ class WorkerMetrics:
             ["category", "transition", "severity", "held"],
             registry=r,
         )
+        self.offset_gaps = Counter(
+            "crowdsafe_consumer_offset_gaps_total",
+            "Input offsets the consumer moved past without delivering them (streams/worker/"
+            "offsets.py): sought back, or accepted as real after the settle time",
+            ["outcome"],
+            registry=r,
+        )
         self.incident_errors = Counter(
             "crowdsafe_incident_errors_total",
             "Zone batches whose incidents could not be updated (an internal error, logged)",
