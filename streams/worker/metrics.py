@@ -184,7 +184,7 @@ class WorkerMetrics:
             family.name + suffix
             for family in self.registry.collect()
             for suffix in suffixes.get(family.type, ("",))
-        }
+        } | {_ConsumerLag.NAME}  # read at scrape time, once a worker holds partitions
 
     def observe_zone(self, zone_state: ZoneState, from_readings: bool = True) -> None:
         """Export a zone's state; ``from_readings=False`` for the silence sweep, which must not
@@ -229,12 +229,14 @@ class _ConsumerLag:
     the offset this worker has committed, as Faust last saw them (the end offset is refreshed
     with every fetch, so a partition with nothing new shows its true lag of 0 after a commit)."""
 
+    NAME = "crowdsafe_consumer_lag_messages"
+
     def __init__(self, app) -> None:
         self.app = app
 
     def collect(self):
         family = GaugeMetricFamily(
-            "crowdsafe_consumer_lag_messages",
+            self.NAME,
             "Messages of each input partition this worker holds not yet committed",
             labels=["topic", "partition"],
         )
