@@ -16,6 +16,7 @@ from streams.config.settings import get_settings
 from streams.config.site import load_site
 from streams.offline.backtest import SeriesPolicy, backtest, write_csv
 from streams.offline.series import SeriesError, read_series, time_order
+from streams.ops.progress import Progress
 
 
 def add_series_args(p: argparse.ArgumentParser) -> None:
@@ -124,8 +125,11 @@ def run(args: argparse.Namespace) -> int:
         calendar=calendar,
     )
     scored: list = [None] * len(rows)
+    progress = Progress("backtest", len(rows), minimum=10_000)
     for i, row in zip(order, in_time, strict=True):
         scored[i] = row
+        progress.step()
+    progress.done()
     tmp = None
     try:
         if args.out is None:
@@ -146,4 +150,33 @@ def run(args: argparse.Namespace) -> int:
             tmp.unlink(missing_ok=True)
     if args.out is not None:
         print(f"backtest: {n} rows written to {args.out}", file=sys.stderr)
+    print(f"backtest: {summary([scored[i] for i in order])}", file=sys.stderr)
     return 0
+
+
+def summary(rows: list, threshold: float = 0.9) -> str:
+    """One line: rows scored, alarm episodes (scores at or above ``threshold``; with an area,
+    the alerts raised), the highest score and when.
+
+    >>> from streams.offline.backtest import ScoredRow
+    >>> rows = [ScoredRow("t1", 1, 5.0, 0.2), ScoredRow("t2", 2, 9.0, 0.95, alert="warning"),
+    ...         ScoredRow("t3", 3, None, None), ScoredRow("t4", 4, 5.0, 0.1)]
+    >>> summary(rows)
+    '4 rows, 3 scored; 1 episode(s) of anomaly score >= 0.9; 1 alert(s) raised; highest score 0.9500 at t2'
+    """
+    scored = [r for r in rows if r.anomaly_score is not None]
+    episodes, raised, above, alerting = 0, 0, False, False
+    for r in rows:
+        now_above = r.anomaly_score is not None and r.anomaly_score >= threshold
+        episodes += now_above and not above
+        above = now_above if r.anomaly_score is not None else above
+        raised += bool(r.alert) and not alerting
+        alerting = bool(r.alert)
+    text = f"{len(rows):,} rows, {len(scored):,} scored; {episodes} episode(s) of anomaly score "
+    text += f">= {threshold}"
+    if any(r.density is not None for r in rows) or raised:
+        text += f"; {raised} alert(s) raised"
+    if scored:
+        top = max(scored, key=lambda r: r.anomaly_score)
+        text += f"; highest score {top.anomaly_score:.4f} at {top.timestamp}"
+    return text
