@@ -23,7 +23,10 @@ def add_series_args(p: argparse.ArgumentParser) -> None:
     """The CSV options ``backtest`` and ``replay`` share."""
     p.add_argument("input", type=Path, metavar="INPUT.csv", help="CSV with a header row")
     p.add_argument("--time-col", default="timestamp", help="timestamp column (default: timestamp)")
-    p.add_argument("--value-col", default="value", help="count column (default: value)")
+    p.add_argument(
+        "--value-col",
+        help="count column (default: 'value', or the only column besides the time)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -86,17 +86,44 @@ def parse_value(text: str | None) -> float | None:
     return None if math.isnan(number) else number
 
 
+def value_column(columns: Sequence[str], time_col: str, extra_cols: Sequence[str] = ()) -> str:
+    """The count column when none is named: ``value`` if there is one, else the only column
+    besides the time (and ``extra_cols``); a :class:`SeriesError` naming the columns otherwise.
+
+    >>> value_column(["timestamp", "count"], "timestamp")
+    'count'
+    >>> value_column(["timestamp", "in", "out"], "timestamp")
+    Traceback (most recent call last):
+    ...
+    streams.offline.series.SeriesError: which column holds the counts? the header has ['timestamp', 'in', 'out']: pass --value-col
+    """
+    if "value" in columns:
+        return "value"
+    others = [c for c in columns if c != time_col and c not in extra_cols]
+    if len(others) == 1:
+        return others[0]
+    raise SeriesError(
+        f"which column holds the counts? the header has {list(columns)}: pass --value-col"
+    )
+
+
 def read_series(
     path: str | Path,
     time_col: str = "timestamp",
-    value_col: str = "value",
+    value_col: str | None = "value",
     extra_cols: Sequence[str] = (),
 ) -> Iterator[SeriesRow]:
-    """Yield the rows of a CSV with a header, in file order (not sorted: streams aren't)."""
+    """Yield the rows of a CSV with a header, in file order (not sorted: streams aren't).
+    ``value_col`` None: :func:`value_column` picks it."""
     path = Path(path)
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         columns = reader.fieldnames or []
+        if value_col is None:
+            try:
+                value_col = value_column(columns, time_col, extra_cols)
+            except SeriesError as exc:
+                raise SeriesError(f"{path}: {exc}") from None
         for col in (time_col, value_col, *extra_cols):
             if col not in columns:
                 raise SeriesError(f"{path}: no column {col!r}; the header has {columns}")

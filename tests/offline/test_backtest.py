@@ -220,6 +220,7 @@ def test_calendar_options_mark_holidays_and_change_their_scores(tmp_path: Path, 
     rows_plain, rows_told = read_out(plain), read_out(told)
     christmas = [i for i, r in enumerate(rows_told) if r["calendar"].startswith("Christmas Day")]
     assert len(christmas) == 24 and "calendar" not in rows_plain[0]
+
     def worst(rows):
         return max(float(rows[i]["anomaly_score"]) for i in christmas)
 
@@ -227,3 +228,16 @@ def test_calendar_options_mark_holidays_and_change_their_scores(tmp_path: Path, 
     assert worst(rows_told) < 0.9  # ... is a holiday, told
     assert main(["backtest", str(path), "--value-col", "count", "--country", "XX"]) == 2
     assert "unknown country code 'XX'" in capsys.readouterr().err
+
+
+def test_the_count_column_is_found_when_it_is_the_only_one(tiny: Path, tmp_path: Path, capsys):
+    out = tmp_path / "out.csv"
+    two = tmp_path / "two.csv"
+    two.write_text("timestamp,count\n2024-01-01 08:00:00,100\n2024-01-01 09:00:00,120\n")
+    assert main(["backtest", str(two), "--out", str(out)]) == 0
+    assert [r["value"] for r in read_out(out)] == ["100", "120"]
+    assert "2 rows, 2 scored" in capsys.readouterr().err  # and the summary says so
+    assert main(["backtest", str(tiny)]) == 1  # count and net: which one?
+    assert "which column holds the counts? the header has ['timestamp', 'count', 'net']" in (
+        capsys.readouterr().err
+    )
