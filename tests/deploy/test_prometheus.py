@@ -67,6 +67,26 @@ def rule_exprs(text: str) -> list[str]:
     return exprs
 
 
+@needs_promtool
+def test_rules_with_runbook_urls_from_a_base_setting(tmp_path):
+    """``crowdsafe rules --runbook-base-url``: every rule links its runbook; promtool agrees."""
+    from streams.cli import main
+
+    out = tmp_path / "alerts.yml"
+    assert (
+        main(["rules", "--runbook-base-url", "https://docs.example.org/cs/", "--out", str(out)])
+        == 0
+    )
+    text = out.read_text()
+    alerts = text.count("- alert:")
+    urls = re.findall(r"runbook_url: (\S+)", text)
+    assert alerts >= 8 and len(urls) == alerts
+    assert all(u.startswith("https://docs.example.org/cs/docs/operations.md#") for u in urls)
+    result = promtool("check", "rules", str(out))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert main(["rules", "--runbook-base-url", "docs.example.org"]) == 2  # not a URL
+
+
 def test_rules_read_only_metrics_the_worker_exports():
     exported = WorkerMetrics().sample_names()
     exprs = rule_exprs((DEPLOY / "alerts.yml").read_text())
