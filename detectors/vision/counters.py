@@ -143,15 +143,18 @@ class DetectionCounter(Counter):
     def size_ok(self, boxes: np.ndarray, layout: ZoneLayout) -> np.ndarray:
         return np.ones(len(boxes), bool)
 
-    def estimate(self, frame: np.ndarray) -> dict[str, float]:
-        layout = self._layout(frame)
-        boxes, scores = self.detect(frame, layout)
+    def select(self, boxes: np.ndarray, scores: np.ndarray, layout: ZoneLayout) -> np.ndarray:
+        """The boxes that count: of a plausible size, one per person (NMS)."""
         if len(boxes):
             keep = self.size_ok(boxes, layout)
             boxes, scores = boxes[keep], scores[keep]
         if len(boxes):
-            keep = nms(boxes, scores, self.nms_iou)
-            boxes = boxes[keep]
+            boxes = boxes[nms(boxes, scores, self.nms_iou)]
+        return boxes
+
+    def estimate(self, frame: np.ndarray) -> dict[str, float]:
+        layout = self._layout(frame)
+        boxes = self.select(*self.detect(frame, layout), layout)
         self.last_boxes = boxes
         return {z: float(n) for z, n in layout.count_feet(boxes).items()}
 
