@@ -48,6 +48,30 @@ def make_counter(
     return cls(config, calibration, model=model) if model is not None else cls(config, calibration)
 
 
+def with_method(
+    config: CameraConfig, calibration: Calibration | None, method: str | None = None
+) -> CameraConfig:
+    """The camera config with the method it counts with: ``method`` when given (``--method``),
+    else the site file's ``method`` when written there, else the calibration's winner, else the
+    default (``hog``).
+
+    >>> from detectors.vision.calibration import MethodChoice
+    >>> cfg = CameraConfig(polygons={"z": [(0, 0), (9, 0), (9, 9)]})
+    >>> won = MethodChoice(method="density", mae_cv=0.7, folds=5, frames=150, compared={})
+    >>> cal = Calibration(camera_id="c", method="hog", created="", frames=150, chosen=won)
+    >>> with_method(cfg, cal).method, with_method(cfg, cal, "hog").method, with_method(cfg, None).method
+    ('density', 'hog', 'hog')
+    """
+    if method is None and "method" not in config.model_fields_set:
+        if calibration is not None and calibration.chosen is not None:
+            method = calibration.chosen.method
+    if method is None or method == config.method:
+        return config
+    if method == "dnn" and config.model is None:
+        raise ValueError("method 'dnn' needs model = 'path/to/detector.onnx'")
+    return config.model_copy(update={"method": method})
+
+
 class ZoneLayout:
     """Zone polygons at the size of the frames actually received.
 
