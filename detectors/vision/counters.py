@@ -93,6 +93,7 @@ class ZoneLayout:
         hm = config.height_model()
         self.heights = hm.at_rows(rows, sy) if hm is not None else None
         self.pixel_heights = hm.by_pixel_row(rows, sy) if hm is not None else None
+        self.standing = hm.standing_rows(rows, sy) if hm is not None else np.ones(rows, bool)
         h = config.homography()
         self.homography = h.scaled(sx, sy) if h is not None else None
         self.feet = {z: polygon_mask(shape, p) for z, p in self.polygons.items()}

@@ -95,13 +95,15 @@ def make_hog(detector: str, nlevels: int = 64) -> cv2.HOGDescriptor:
 
 def zone_person_heights(layout: ZoneLayout) -> tuple[float | None, float | None]:
     """Expected person height (px, delivered frame) at the far quarter and the nearest of the
-    zones' foot rows; (None, None) without a height model."""
+    zones' foot rows where someone can stand (below the horizon); (None, None) without a
+    height model."""
     if layout.heights is None:
         return None, None
     feet = np.zeros(layout.shape, bool)
     for mask in layout.feet.values():
         feet |= mask
-    heights = layout.heights[np.flatnonzero(feet.any(axis=1))]
+    rows = feet.any(axis=1) & layout.standing
+    heights = layout.heights[np.flatnonzero(rows if rows.any() else feet.any(axis=1))]
     return float(np.percentile(heights, 25)), float(heights.max())
 
 

@@ -3,11 +3,12 @@
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from detectors.vision.config import CameraConfig, HogSettings
 from detectors.vision.counters import ZoneLayout, make_counter
-from detectors.vision.hog import UPSCALE_RANGE, hog_plan
+from detectors.vision.hog import UPSCALE_RANGE, hog_plan, zone_person_heights
 from detectors.vision.metrics import mae, truth_counts
 from streams.config.paths import bundled_site
 from streams.edge.camera import load_camera_config
@@ -89,3 +90,15 @@ def test_hog_counts_pets_at_480x360_as_well_as_at_full_size(upscale):
     # size, auto 1.40 and 1.6 2.23 (auto capped at 2x; 1.6 kept as on 768x576); after, 0.93 and
     # 0.83. 1.2 is the aim. All 150 frames: README's camera table.
     assert _pets_mae(config, (480, 360), 5) <= 1.2
+
+
+def test_the_far_people_are_looked_for_below_the_horizon_only():
+    # TUD-Campus: heights 119 px at row 338 to 317 px at row 468, so the fitted line reaches zero
+    # at about row 260; the zone (the whole frame) reaches row 0, where nobody can stand.
+    tud = load_camera_config(SITE, "tud-cam")
+    layout = ZoneLayout(tud, (480, 640))
+    assert 255 <= np.flatnonzero(layout.standing)[0] <= 265
+    far, near = zone_person_heights(layout)
+    assert far > tud.height_model().floor_px  # not the clipped height of rows above the horizon
+    # PETS: the horizon is above the frame; every row of the zones counts.
+    assert ZoneLayout(load_camera_config(SITE, "pets-cam1"), (576, 768)).standing.all()
