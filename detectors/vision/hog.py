@@ -82,7 +82,8 @@ def hog_plan(
 def make_hog(detector: str, nlevels: int = 64) -> cv2.HOGDescriptor:
     """OpenCV's people detector with ``nlevels`` pyramid levels (the INRIA or Daimler SVM)."""
     win = _WINDOW[detector]
-    gamma = detector == "default"  # as cv2.HOGDescriptor() and getDaimlerPeopleDetector's own
+    # Gamma correction as before: on in cv2.HOGDescriptor(), off in the Daimler constructor.
+    gamma = detector == "default"
     hog = cv2.HOGDescriptor(
         win, (16, 16), (8, 8), (8, 8), 9, 1, -1.0, cv2.HOGDescriptor_L2Hys, 0.2, gamma, nlevels
     )
