@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from detectors.vision.config import Method
 
-# 1: density regression, HOG threshold, metrics. 2: adds ``chosen``, the method comparison.
+# 1: density regression, HOG threshold, metrics. 2: adds ``chosen`` (the method comparison)
+# and ``frame_size``.
 # A version-1 file reads as one with nothing chosen.
 VERSION = 2
 
@@ -51,6 +52,9 @@ class Calibration(BaseModel):
     method: str
     created: str
     frames: int = Field(ge=0)
+    # (width, height) of the frames it was fitted on; the density counter brings frames of
+    # another size to it (None in version-1 files: frames are used as delivered).
+    frame_size: tuple[int, int] | None = None
     density: LinearModel | None = None
     # Settings that override the site file's [sources.camera.hog] table.
     hog: dict[str, Any] = {}

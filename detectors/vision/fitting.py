@@ -231,6 +231,7 @@ def calibrate(
         method=config.method,
         created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         frames=len(frames),
+        frame_size=(int(frames[0].shape[1]), int(frames[0].shape[0])),
         density=density,
         hog={} if thr is None else {"hit_threshold": thr},
         metrics={k: round(v, 4) for k, v in metrics.items() if v == v},

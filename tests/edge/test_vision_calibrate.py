@@ -7,6 +7,9 @@ import numpy as np
 import pytest
 
 from detectors.vision.calibration import Calibration, MethodChoice
+from detectors.vision.config import CameraConfig
+from detectors.vision.counters import make_counter
+from detectors.vision.density import IDENTITY_MODEL
 from detectors.vision.fitting import compare_methods, contiguous_blocks
 from detectors.vision.metrics import truth_counts
 from streams.cli import main
@@ -130,6 +133,7 @@ def test_calibrate_writes_the_winner_and_the_camera_uses_it(tmp_path, capsys):
     cal = read_calibration(tmp_path / "cal" / "cam.json")
     chosen = cal.chosen
     assert cal.v == 2 and chosen is not None and chosen.folds == 4 and chosen.frames == len(numbers)
+    assert cal.frame_size == (480, 360)
     assert set(chosen.compared) == {"hog", "density"} and "dnn" in chosen.skipped
     assert chosen.mae_cv == min(chosen.compared.values())
     assert chosen.compared[chosen.method] == chosen.mae_cv
@@ -141,3 +145,14 @@ def test_calibrate_writes_the_winner_and_the_camera_uses_it(tmp_path, capsys):
     assert rc == 0 and out.is_file()
     config = load_camera_config(site, "cam")
     assert build_counter(config, load_calibration(config)).method == chosen.method
+
+
+def test_density_counts_frames_brought_to_the_size_it_was_fitted_on():
+    square = {"z": [(0, 0), (64, 0), (64, 64), (0, 64)]}
+    config = CameraConfig(method="density", polygons=square, frame_size=(64, 64))
+    cal = Calibration(camera_id="c", method="density", created="", frames=1,
+                      frame_size=(64, 64), density=IDENTITY_MODEL)  # fmt: skip
+    counter = make_counter(config, cal)
+    assert set(counter.count(np.zeros((32, 32, 3), np.uint8))) == {"z"}
+    assert counter.layout.shape == (32, 32)  # zones of the delivered frame (flow, overlay)
+    assert counter.features.layout.shape == (64, 64)  # features at the fitted size
