@@ -34,10 +34,13 @@ class HogSettings(BaseModel):
     # "default": 64x128 window (INRIA); "daimler": 48x96 window, for smaller people.
     detector: Literal["default", "daimler"] = "default"
     # Upscale the frame first: the default window finds people of about 100 px and taller.
-    # "auto": from ``person_height``, enough to bring the zones' typical person to ~100 px
-    # (at most 2x; 1x without a height model).
+    # "auto": from ``person_height`` at the delivered frame size, enough to bring the zones'
+    # far-quarter person to ~96 px (0.5x to 4x; without a height model 1x on ``frame_size``
+    # frames). A number: the factor for ``frame_size`` frames, scaled with the stream's size.
+    # See ``detectors.vision.hog.hog_plan``.
     upscale: Annotated[float, Field(ge=0.5, le=4)] | Literal["auto"] = "auto"
     hit_threshold: float = 0.0
+    # Pixels between windows when people are the window's size (finer if they stay smaller).
     win_stride: Annotated[int, Field(ge=1, le=32)] = 8
     pyramid_scale: Annotated[float, Field(gt=1, le=2)] = 1.05
     nms_iou: Annotated[float, Field(gt=0, le=1)] = 0.3

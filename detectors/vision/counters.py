@@ -48,6 +48,30 @@ def make_counter(
     return cls(config, calibration, model=model) if model is not None else cls(config, calibration)
 
 
+def with_method(
+    config: CameraConfig, calibration: Calibration | None, method: str | None = None
+) -> CameraConfig:
+    """The camera config with the method it counts with: ``method`` when given (``--method``),
+    else the site file's ``method`` when written there, else the calibration's winner, else the
+    default (``hog``).
+
+    >>> from detectors.vision.calibration import MethodChoice
+    >>> cfg = CameraConfig(polygons={"z": [(0, 0), (9, 0), (9, 9)]})
+    >>> won = MethodChoice(method="density", mae_cv=0.7, folds=5, frames=150, compared={})
+    >>> cal = Calibration(camera_id="c", method="hog", created="", frames=150, chosen=won)
+    >>> with_method(cfg, cal).method, with_method(cfg, cal, "hog").method, with_method(cfg, None).method
+    ('density', 'hog', 'hog')
+    """
+    if method is None and "method" not in config.model_fields_set:
+        if calibration is not None and calibration.chosen is not None:
+            method = calibration.chosen.method
+    if method is None or method == config.method:
+        return config
+    if method == "dnn" and config.model is None:
+        raise ValueError("method 'dnn' needs model = 'path/to/detector.onnx'")
+    return config.model_copy(update={"method": method})
+
+
 class ZoneLayout:
     """Zone polygons at the size of the frames actually received.
 
@@ -69,6 +93,7 @@ class ZoneLayout:
         hm = config.height_model()
         self.heights = hm.at_rows(rows, sy) if hm is not None else None
         self.pixel_heights = hm.by_pixel_row(rows, sy) if hm is not None else None
+        self.standing = hm.standing_rows(rows, sy) if hm is not None else np.ones(rows, bool)
         h = config.homography()
         self.homography = h.scaled(sx, sy) if h is not None else None
         self.feet = {z: polygon_mask(shape, p) for z, p in self.polygons.items()}
@@ -143,15 +168,18 @@ class DetectionCounter(Counter):
     def size_ok(self, boxes: np.ndarray, layout: ZoneLayout) -> np.ndarray:
         return np.ones(len(boxes), bool)
 
-    def estimate(self, frame: np.ndarray) -> dict[str, float]:
-        layout = self._layout(frame)
-        boxes, scores = self.detect(frame, layout)
+    def select(self, boxes: np.ndarray, scores: np.ndarray, layout: ZoneLayout) -> np.ndarray:
+        """The boxes that count: of a plausible size, one per person (NMS)."""
         if len(boxes):
             keep = self.size_ok(boxes, layout)
             boxes, scores = boxes[keep], scores[keep]
         if len(boxes):
-            keep = nms(boxes, scores, self.nms_iou)
-            boxes = boxes[keep]
+            boxes = boxes[nms(boxes, scores, self.nms_iou)]
+        return boxes
+
+    def estimate(self, frame: np.ndarray) -> dict[str, float]:
+        layout = self._layout(frame)
+        boxes = self.select(*self.detect(frame, layout), layout)
         self.last_boxes = boxes
         return {z: float(n) for z, n in layout.count_feet(boxes).items()}
 

@@ -139,12 +139,31 @@ class DensityCounter(Counter):
             )
         self.features = FeatureExtractor(config)
         self.model = calibration.density
+        self.fitted_size = calibration.frame_size
 
     @property
     def ready(self) -> bool:
         return self.features.frames_seen > self.config.density.warmup
 
     def estimate(self, frame: np.ndarray) -> dict[str, float]:
-        feats = self.features(frame)
-        self.layout = self.features.layout
+        self._layout(frame)  # zones at the delivered size, for flow and the overlay
+        feats = self.features(resize_to(frame, self.fitted_size))
         return {z: float(predict(self.model, f)[0]) for z, f in feats.items()}
+
+
+def resize_to(frame: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    """``frame`` at ``size`` (w, h), area-averaged when shrinking; as it is when ``size`` is None.
+
+    The texture features are not scale-free (Canny finds fewer edges in a smaller image: on PETS
+    at 480x360 the edge features are 20-45% lower than at 768x576), so a regression fitted on
+    frames of one size is applied to frames brought to that size (Chan et al. 2008 fit per view).
+
+    >>> resize_to(np.zeros((360, 480, 3), np.uint8), (768, 576)).shape
+    (576, 768, 3)
+    """
+    if size is None or (frame.shape[1], frame.shape[0]) == tuple(size):
+        return frame
+    shrink = frame.shape[1] > size[0]
+    return cv2.resize(
+        frame, tuple(size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )

@@ -101,6 +101,16 @@ class PersonHeight:
         self.floor_px = 0.5 * float(arr[:, 1].min())
         self.ceil_px = 2.0 * float(arr[:, 1].max())
 
+    def standing_rows(self, rows: int, sy: float = 1.0) -> np.ndarray:
+        """Which image rows 0..rows-1 (frames scaled by ``sy``) can hold a standing person's
+        feet: those below the horizon, where the fitted line gives a person a pixel or more.
+
+        >>> PersonHeight([(300, 100), (400, 200)]).standing_rows(400).nonzero()[0][[0, -1]].tolist()
+        [201, 399]
+        """
+        line = self.slope * (np.arange(rows) / sy) + self.intercept
+        return line >= 1
+
     def __call__(self, row: float | np.ndarray) -> float | np.ndarray:
         h = self.slope * np.asarray(row, np.float64) + self.intercept
         return np.clip(h, self.floor_px, self.ceil_px)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
 
 import cv2
 
-from detectors.vision.counters import make_counter
+from detectors.vision.config import Method
 from streams.edge.camera import (
     CameraProcess,
     CsvSink,
+    build_counter,
     frame_numbering,
     load_camera_config,
 )
-from streams.edge.camera_files import load_calibration, read_model
+from streams.edge.camera_files import load_calibration
 from streams.edge.capture import FrameSource
 
 
@@ -27,6 +29,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--every", type=int, help="count every N-th frame (overrides the site file)")
     p.add_argument("--out", type=Path, help="write counts to this CSV instead of Kafka")
     p.add_argument("--calibration", type=Path, help="calibration JSON (overrides the site file)")
+    p.add_argument(
+        "--method",
+        choices=get_args(Method),
+        help="counting method (default: the site's `method`, else the calibration's winner, "
+        "else hog)",
+    )
     p.add_argument("--no-flow", action="store_true", help="skip optical flow (speed, pressure)")
     p.add_argument("--fps", type=float, help="frame rate when the source does not say")
     p.add_argument("--start-ms", type=int, help="event time of the first frame of a recording")
@@ -45,12 +53,18 @@ def run(args: argparse.Namespace) -> int:
         if args.fps:
             config = config.model_copy(update={"fps": args.fps})
         # Built here so that a missing model or calibration is a one-line error, not a trace.
-        counter = make_counter(
-            config, load_calibration(config, args.calibration), model=read_model(config)
-        )
+        calibration = load_calibration(config, args.calibration)
+        counter = build_counter(config, calibration, args.method)
     except (OSError, ValueError) as exc:
         print(f"camera: {exc}", file=sys.stderr)
         return 2
+    chosen = calibration.chosen if calibration is not None else None
+    if chosen is not None and counter.method != config.method:
+        print(
+            f"camera {args.camera_id}: counting with {chosen.method}, the calibration's choice "
+            f"(cross-validated MAE {chosen.mae_cv:g}; {config.method} would be the default)",
+            file=sys.stderr,
+        )
     source = FrameSource(
         args.source, fps=config.fps, start_ms=args.start_ms, max_reconnects=args.max_reconnects
     )

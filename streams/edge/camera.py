@@ -17,7 +17,7 @@ import numpy as np
 
 from detectors.vision.calibration import Calibration
 from detectors.vision.config import CameraConfig
-from detectors.vision.counters import Counter, make_counter
+from detectors.vision.counters import Counter, make_counter, with_method
 from detectors.vision.flow import FlowMeter
 from detectors.vision.pressure import crowd_pressure
 from streams.config.site import load_site
@@ -45,6 +45,15 @@ def load_camera_config(site: Path, camera_id: str) -> CameraConfig:
     return source.camera
 
 
+def build_counter(
+    config: CameraConfig, calibration: Calibration | None, method: str | None = None
+) -> Counter:
+    """The camera's counter: ``method`` if given, else the site's, else the calibration's
+    winner (``with_method``), with the calibration and any detector model it needs."""
+    config = with_method(config, calibration, method)
+    return make_counter(config, calibration, model=read_model(config))
+
+
 class CameraProcess:
     """Counts and motion per zone for each processed frame; outages as offline readings."""
 
@@ -63,7 +72,7 @@ class CameraProcess:
         self.camera_id = camera_id
         self.config = config
         self.sink = sink
-        self.counter = counter or make_counter(config, calibration, model=read_model(config))
+        self.counter = counter or build_counter(config, calibration)
         use_flow = config.flow.enabled if flow is None else flow
         self.flow = FlowMeter(config) if use_flow else None
         # Starting at the wall clock in µs keeps seq increasing across restarts of the process

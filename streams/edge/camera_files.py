@@ -28,9 +28,10 @@ def load_calibration(config: CameraConfig, path: Path | None = None) -> Calibrat
     return read_calibration(path) if path is not None else None
 
 
-def read_model(config: CameraConfig) -> bytes | None:
-    """The ONNX bytes of a ``dnn`` camera's ``model`` file; None for the other methods."""
-    if config.method != "dnn" or config.model is None:
+def read_model(config: CameraConfig, any_method: bool = False) -> bytes | None:
+    """The ONNX bytes of a ``dnn`` camera's ``model`` file; None for the other methods unless
+    ``any_method`` (calibration compares every method the camera could use)."""
+    if (config.method != "dnn" and not any_method) or config.model is None:
         return None
     path = Path(config.model)
     if not path.is_file():

@@ -55,8 +55,10 @@ def test_auto_upscale_brings_far_people_to_the_window_size_and_needs_a_height_mo
     auto = config.model_copy(update={"hog": config.hog.model_copy(update={"upscale": "auto"})})
     counter = make_counter(auto)
     # PETS people are 60-110 px tall; the default window holds a 96 px person.
-    assert 1.2 < counter.upscale(ZoneLayout(auto, (576, 768))) < 1.7
-    # Frames twice as large hold people twice as tall: no upscale needed.
-    assert counter.upscale(ZoneLayout(auto, (1152, 1536))) == 1.0
+    assert 1.2 < counter.plan(ZoneLayout(auto, (576, 768))).upscale < 1.7
+    # Frames twice as large hold people twice as tall: half the upscale, the same people.
+    at_1x = counter.plan(ZoneLayout(auto, (576, 768))).upscale
+    at_2x = counter.plan(ZoneLayout(auto, (1152, 1536))).upscale
+    assert at_2x == pytest.approx(at_1x / 2, rel=1e-3)
     flat = CameraConfig(polygons={"z": [(0, 0), (640, 0), (640, 480), (0, 480)]})
-    assert make_counter(flat).upscale(ZoneLayout(flat, (480, 640))) == 1.0
+    assert make_counter(flat).plan(ZoneLayout(flat, (480, 640))).upscale == 1.0
