@@ -1,12 +1,14 @@
 """Minutes until a zone reaches its warning and critical densities, with a band of uncertainty.
 
-One :class:`DensityForecaster` per zone. Two local quadratic regressions of occupancy on time
-with exponential forgetting by elapsed time (discounted least squares of a second-order
+One :class:`DensityForecaster` per zone. Local regressions of occupancy on time with exponential
+forgetting by elapsed time (discounted least squares of a second-order
 polynomial, Brown, "Smoothing, Forecasting and Prediction", 1963, ch. 9), each ten running sums
 re-centred on the newest reading: O(1) per update, a few numbers of state. A short memory (6
 min) gives the level and rate now, without the lag of a straight line through the last quarter
 of an hour; a longer one (20 min) gives the acceleration, which a few minutes cannot tell from
-noise. The path ahead is damped (Gardner & McKenzie 1985): the rate fades with a 20-minute
+noise; a 1.5-minute straight line says whether the crowd is falling now, and takes over at a
+turn sharper than the short memory (a crowd that stopped rising, a queue released). The path
+ahead is damped (Gardner & McKenzie 1985): the rate fades with a 20-minute
 half-life (a crowd's short-term surges mostly revert) and the acceleration with a 10-minute one,
 so a build-up that speeds up is foreseen and a wander is not extrapolated for an hour. Where
 gates report it, the net inflow (entered - exited) gives a second, independent rate.
@@ -173,7 +175,7 @@ class DensityForecaster:
       steps), so hourly counts and 5-second readings both give a curve through several points.
     * ``horizon_min``: a crossing further away than this is reported as ``None``.
     * ``band_z``: width of the band in standard errors of the path at the crossing (1.645 would
-      be 90 % for independent errors; 3.0 covers about 90 % on the synthetic build-ups of
+      be 90 % for independent errors; 3.5 covers about 90 % on the synthetic build-ups of
       ``crowdsafe evaluate``, whose errors are autocorrelated).
     * ``trend_half_life_min``/``accel_half_life_min``: how fast the rate and the acceleration
       now are assumed to fade ahead (damping).
@@ -224,7 +226,7 @@ class DensityForecaster:
         critical: float,
         half_life_min: float = 6.0,
         horizon_min: float = 120.0,
-        band_z: float = 3.0,
+        band_z: float = 3.5,
         accel_half_life_min: float = 10.0,
         trend_half_life_min: float = 20.0,
         min_t: float = 4.0,
