@@ -332,6 +332,20 @@ def crossings(ts_ms: Sequence[int], values: Sequence[float | None], limit: float
     return out
 
 
+def first_crossings(
+    ts_ms: Sequence[int], values: Sequence[float | None], events: Iterable[Window], limit: float
+) -> list[int]:
+    """The first crossing of ``limit`` (see :func:`crossings`) inside each event window that
+    has one."""
+    out = []
+    for w in events:
+        inside = [i for i, t in enumerate(ts_ms) if t in w]
+        if inside:
+            lo, hi = inside[0], inside[-1] + 1
+            out += crossings(ts_ms[lo:hi], values[lo:hi], limit)[:1]
+    return out
+
+
 def forecast_accuracy(
     ts_ms: Sequence[int],
     values: Sequence[float | None],
@@ -347,14 +361,7 @@ def forecast_accuracy(
     forecasts = [forecaster.update(t, v) for t, v in zip(ts_ms, values, strict=True)]
     limit = forecaster.critical * forecaster.area_m2
     out = [LeadAccuracy(lead) for lead in leads_min]
-    for w in events:
-        inside = [i for i, t in enumerate(ts_ms) if t in w]
-        if not inside:
-            continue
-        lo, hi = inside[0], inside[-1] + 1
-        crossing = next(iter(crossings(ts_ms[lo:hi], values[lo:hi], limit)), None)
-        if crossing is None:
-            continue
+    for crossing in first_crossings(ts_ms, values, events, limit):
         for acc in out:
             at = crossing - acc.lead_min * MINUTE_MS
             i = max((j for j, t in enumerate(ts_ms) if t <= at), default=None)
@@ -394,17 +401,14 @@ class ForecastAlerts:
         self.false += other.false
 
 
-def forecast_alerts(
+def forecast_alert_times(
     ts_ms: Sequence[int],
     values: Sequence[float | None],
     forecaster: DensityForecaster,
     policy: SeriesPolicy,
-    follow_ms: int = 30 * MINUTE_MS,
-) -> ForecastAlerts:
-    """The forecast alert kind, exactly as the worker runs it (``policy``: the site's alarm,
-    hold and hysteresis), over ``forecaster``'s forecasts: how many alerts were raised, and how
-    many of them no crossing of critical density (see :func:`crossings`) followed within
-    ``follow_ms``. On a zone that never crosses, every raised alert is a false one."""
+) -> list[int]:
+    """When the forecast alert kind, exactly as the worker runs it (``policy``: the site's
+    alarm, hold and hysteresis), raised an alert over ``forecaster``'s forecasts."""
     (kind, alarm), *_ = [(k, a) for k, a in policy.alarms if k.name == "forecast"]
     ctx = ZoneContext(policy.zone, frozenset())
     episode = Episode()
@@ -417,6 +421,42 @@ def forecast_alerts(
         transition = alarm.update(episode, t, kind.value(snap, ctx))
         if transition is not None and transition.state == "raised":
             raised.append(t)
+    return raised
+
+
+def forecast_alerts(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    forecaster: DensityForecaster,
+    policy: SeriesPolicy,
+    follow_ms: int = 30 * MINUTE_MS,
+) -> ForecastAlerts:
+    """How many forecast alerts were raised (:func:`forecast_alert_times`), and how many of
+    them no crossing of critical density (see :func:`crossings`) followed within
+    ``follow_ms``. On a zone that never crosses, every raised alert is a false one."""
+    raised = forecast_alert_times(ts_ms, values, forecaster, policy)
     crossed = crossings(ts_ms, values, forecaster.critical * forecaster.area_m2)
     false = sum(1 for r in raised if not any(r <= c <= r + follow_ms for c in crossed))
     return ForecastAlerts((ts_ms[-1] - ts_ms[0]) / WEEK_MS if ts_ms else 0.0, len(raised), false)
+
+
+def alert_leads(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    events: Iterable[Window],
+    forecaster: DensityForecaster,
+    policy: SeriesPolicy,
+    within_ms: int = 60 * MINUTE_MS,
+) -> tuple[int, list[float]]:
+    """The first critical crossing of each event window (see :func:`crossings`), and for those
+    a forecast alert was raised before (at most ``within_ms`` before), the minutes it came
+    ahead of the crossing: (crossings, leads)."""
+    raised = forecast_alert_times(ts_ms, values, forecaster, policy)
+    limit = forecaster.critical * forecaster.area_m2
+    n, leads = 0, []
+    for crossing in first_crossings(ts_ms, values, events, limit):
+        n += 1
+        before = [r for r in raised if crossing - within_ms <= r <= crossing]
+        if before:
+            leads.append((crossing - before[0]) / MINUTE_MS)
+    return n, leads
