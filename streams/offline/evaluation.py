@@ -26,10 +26,13 @@ from statistics import median
 
 import numpy as np
 
+from detectors.alerting import Episode
 from detectors.anomaly import SeasonalAnomalyDetector
 from detectors.forecast import DensityForecaster
 from streams.calendar import SiteCalendar
+from streams.offline.backtest import SeriesPolicy
 from streams.offline.series import parse_timestamp
+from streams.zone.alerts.base import ZoneContext
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -364,11 +367,48 @@ class LeadAccuracy:
     def median_abs_error(self) -> float | None:
         return median(self.abs_errors) if self.abs_errors else None
 
+    @property
+    def coverage(self) -> float | None:
+        """Share of the forecasts given whose band held the true crossing."""
+        return self.in_band / self.forecasts if self.forecasts else None
+
     def merge(self, other: LeadAccuracy) -> None:
         self.crossings += other.crossings
         self.forecasts += other.forecasts
         self.abs_errors += other.abs_errors
         self.in_band += other.in_band
+
+
+def crossings(ts_ms: Sequence[int], values: Sequence[float | None], limit: float) -> list[int]:
+    """Times of the readings from which the median of five readings is at or above ``limit``
+    (a single noisy count does not make a crossing): the first of each run.
+
+    >>> crossings(list(range(14)), [1, 1, 1, 1, 9, 1, 1, 1, 5, 5, 5, 1, 1, 1], 4)
+    [6]
+    """
+    out: list[int] = []
+    above = False
+    for i, t in enumerate(ts_ms):
+        near = [v for v in values[i : i + 5] if v is not None]
+        now = bool(near) and median(near) >= limit
+        if now and not above:
+            out.append(t)
+        above = now
+    return out
+
+
+def first_crossings(
+    ts_ms: Sequence[int], values: Sequence[float | None], events: Iterable[Window], limit: float
+) -> list[int]:
+    """The first crossing of ``limit`` (see :func:`crossings`) inside each event window that
+    has one."""
+    out = []
+    for w in events:
+        inside = [i for i, t in enumerate(ts_ms) if t in w]
+        if inside:
+            lo, hi = inside[0], inside[-1] + 1
+            out += crossings(ts_ms[lo:hi], values[lo:hi], limit)[:1]
+    return out
 
 
 def forecast_accuracy(
@@ -386,16 +426,7 @@ def forecast_accuracy(
     forecasts = [forecaster.update(t, v) for t, v in zip(ts_ms, values, strict=True)]
     limit = forecaster.critical * forecaster.area_m2
     out = [LeadAccuracy(lead) for lead in leads_min]
-    for w in events:
-        idx = [i for i, t in enumerate(ts_ms) if t in w]
-        crossing = None
-        for i in idx:
-            near = [v for v in values[i : i + 5] if v is not None]
-            if near and median(near) >= limit:
-                crossing = ts_ms[i]
-                break
-        if crossing is None:
-            continue
+    for crossing in first_crossings(ts_ms, values, events, limit):
         for acc in out:
             at = crossing - acc.lead_min * MINUTE_MS
             i = max((j for j, t in enumerate(ts_ms) if t <= at), default=None)
@@ -411,3 +442,86 @@ def forecast_accuracy(
             if f.critical_low is not None and f.critical_low <= truth <= (f.critical_high or 0):
                 acc.in_band += 1
     return out
+
+
+@dataclass(slots=True)
+class ForecastAlerts:
+    """Forecast alerts raised on a series with no build-up in it (the normal scenario)."""
+
+    weeks: float = 0.0
+    raised: int = 0
+    false: int = 0  # raised, and no crossing of critical density followed within 30 minutes
+
+    @property
+    def false_per_week(self) -> float:
+        return self.false / self.weeks if self.weeks else 0.0
+
+    @property
+    def raised_per_week(self) -> float:
+        return self.raised / self.weeks if self.weeks else 0.0
+
+    def merge(self, other: ForecastAlerts) -> None:
+        self.weeks += other.weeks
+        self.raised += other.raised
+        self.false += other.false
+
+
+def forecast_alert_times(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    forecaster: DensityForecaster,
+    policy: SeriesPolicy,
+) -> list[int]:
+    """When the forecast alert kind, exactly as the worker runs it (``policy``: the site's
+    alarm, hold and hysteresis), raised an alert over ``forecaster``'s forecasts."""
+    (kind, alarm), *_ = [(k, a) for k, a in policy.alarms if k.name == "forecast"]
+    ctx = ZoneContext(policy.zone, frozenset())
+    episode = Episode()
+    raised: list[int] = []
+    for t, v in zip(ts_ms, values, strict=True):
+        f = forecaster.update(t, v)
+        snap = policy.snapshot(t, v, 0.0, f.minutes_to_critical)
+        if kind.skipped(snap, ctx):
+            continue
+        transition = alarm.update(episode, t, kind.value(snap, ctx))
+        if transition is not None and transition.state == "raised":
+            raised.append(t)
+    return raised
+
+
+def forecast_alerts(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    forecaster: DensityForecaster,
+    policy: SeriesPolicy,
+    follow_ms: int = 30 * MINUTE_MS,
+) -> ForecastAlerts:
+    """How many forecast alerts were raised (:func:`forecast_alert_times`), and how many of
+    them no crossing of critical density (see :func:`crossings`) followed within
+    ``follow_ms``. On a zone that never crosses, every raised alert is a false one."""
+    raised = forecast_alert_times(ts_ms, values, forecaster, policy)
+    crossed = crossings(ts_ms, values, forecaster.critical * forecaster.area_m2)
+    false = sum(1 for r in raised if not any(r <= c <= r + follow_ms for c in crossed))
+    return ForecastAlerts((ts_ms[-1] - ts_ms[0]) / WEEK_MS if ts_ms else 0.0, len(raised), false)
+
+
+def alert_leads(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    events: Iterable[Window],
+    forecaster: DensityForecaster,
+    policy: SeriesPolicy,
+    within_ms: int = 60 * MINUTE_MS,
+) -> tuple[int, list[float]]:
+    """The first critical crossing of each event window (see :func:`crossings`), and for those
+    a forecast alert was raised before (at most ``within_ms`` before), the minutes it came
+    ahead of the crossing: (crossings, leads)."""
+    raised = forecast_alert_times(ts_ms, values, forecaster, policy)
+    limit = forecaster.critical * forecaster.area_m2
+    n, leads = 0, []
+    for crossing in first_crossings(ts_ms, values, events, limit):
+        n += 1
+        before = [r for r in raised if crossing - within_ms <= r <= crossing]
+        if before:
+            leads.append((crossing - before[0]) / MINUTE_MS)
+    return n, leads

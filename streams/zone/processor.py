@@ -189,12 +189,16 @@ class ZoneProcessor:
         else:
             anomaly = SeasonalAnomalyDetector(tz=self._tz)
         t = self.site.thresholds(zone)
+        forecaster = DensityForecaster(zone.area_m2, t.warning, t.critical)
         if state.forecast is not None:
-            forecaster = DensityForecaster.from_state(
-                state.forecast.to_dict(), zone.area_m2, t.warning, t.critical
-            )
-        else:
-            forecaster = DensityForecaster(zone.area_m2, t.warning, t.critical)
+            try:
+                forecaster = DensityForecaster.from_state(
+                    state.forecast.to_dict(), zone.area_m2, t.warning, t.critical
+                )
+            except ValueError:
+                # A trend of an older forecaster version (stored before an upgrade): start a
+                # new one, which forecasts again after a few minutes of readings.
+                state.forecast = None
         return anomaly, forecaster
 
     def _record(self, state: ZoneState, r: Reading) -> int | None:
@@ -422,7 +426,8 @@ def _forecast_fields(
     not published yet, and a copy per reading would cost more than the fields)."""
 
     def minutes(x: float | None) -> float | None:
-        return None if x is None or blind else round(x, 1)
+        # 0.0 means "already there": a crossing a few seconds away is shown as 0.1 minutes.
+        return None if x is None or blind else round(x, 1) or (0.1 if x > 0 else 0.0)
 
     snap.anomaly_score = None if score is None else round(score, 4)
     snap.minutes_to_warning = minutes(f.minutes_to_warning)

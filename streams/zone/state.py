@@ -20,7 +20,6 @@ import msgspec
 
 from detectors.alerting import Episode
 from detectors.anomaly import SeasonalAnomalyDetector
-from detectors.forecast import STATE_VERSION as FORECAST_VERSION
 
 VERSION = 2  # 1: the JSON dict stored by the worker before msgpack (migrated on read)
 
@@ -91,20 +90,31 @@ class AnomalyState(msgspec.Struct, array_like=True):
 
 
 class ForecastState(msgspec.Struct, array_like=True):
-    """:meth:`detectors.forecast.DensityForecaster.to_state`: learned sums, no configuration."""
+    """:meth:`detectors.forecast.DensityForecaster.to_state`: learned sums, no configuration.
+
+    ``v`` is the forecaster's own version: a state it cannot resume (an older trend's sums)
+    decodes here all the same, and the processor starts that zone's trend afresh."""
 
     v: int
     t: float | None
     step: float
     sums: list[float]
     inflow: list[float]
+    last: float | None = None  # the newest reading (forecaster version 3 on)
 
     @classmethod
     def of(cls, state: dict[str, Any]) -> ForecastState:
-        return cls(state["v"], state["t"], state["st"], state["s"], state["in"])
+        return cls(state["v"], state["t"], state["st"], state["s"], state["in"], state["y"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"v": self.v, "t": self.t, "st": self.step, "s": self.sums, "in": self.inflow}
+        return {
+            "v": self.v,
+            "t": self.t,
+            "st": self.step,
+            "s": self.sums,
+            "in": self.inflow,
+            "y": self.last,
+        }
 
 
 class ZoneState(msgspec.Struct, array_like=True):
@@ -189,11 +199,8 @@ def migrate_v1(old: Any) -> ZoneState:
         if "anomaly" in old:  # base64 text arrays -> packed bytes, through the detector
             det = SeasonalAnomalyDetector.from_state(old["anomaly"])
             state.anomaly = AnomalyState.of(det.to_state())
-        if "forecast" in old:
-            f = old["forecast"]
-            if f.get("v") != 1:
-                raise ValueError(f"forecast state version {f.get('v')!r} in a version 1 state")
-            state.forecast = ForecastState(FORECAST_VERSION, f["t"], f["st"], f["s"], f["in"])
+        # A version 1 forecast (a straight line's sums) cannot be resumed by the quadratic
+        # forecaster: it is dropped, and the zone's trend is learnt again within minutes.
         # Round trip: checks every field's type as a decode of the new encoding would.
         return _DECODER.decode(_ENCODER.encode(state))
     except StateUnreadable:

@@ -314,3 +314,58 @@ def test_sweep_calls_a_zone_blind_only_after_stale_after_s_of_wall_clock_silence
     assert p.sweep("metro-stairs", None, arrived + 99_000).alerts == []  # never heard of: nothing
     # A worker restarted at arrived + 50 s counts the silence from its own start.
     assert p.sweep("underpass", state, arrived + 100_000, since_ms=arrived + 50_000).alerts == []
+
+
+@pytest.mark.parametrize("speed", [1.0, 10.0])
+def test_the_forecast_never_claims_a_crossing_already_made_or_moved_away_from(speed):
+    """The demo's repeating surge (issue 11), as an operator saw it at 10x: the forecast alert
+    was raised with the zone already critical ("forecast in 15 min ... now 5.88 p/m²"), stayed
+    open while the crowd thinned, and minutes_to_warning was 0 at 2.5 p/m² (warning 4.0)."""
+    sim = Simulator(SITE, "surge", start_ms=T0, repeat=True, compress=speed)
+    surge, cycle_s = sim.surge, sim.cycle_s
+    p, state, alerts = ZoneProcessor(SITE), None, []
+    states = []
+    for ts, rs in sim.ticks():
+        if ts - T0 > 4 * cycle_s / speed * 1000:
+            break
+        zone_readings = [msgspec.convert(r, Reading) for r in rs if r["zone_id"] == "entrance-east"]
+        out = p.apply("entrance-east", state, zone_readings)
+        state, alerts, states = out.state, alerts + out.alerts, states + out.zone_states
+    for z in states:
+        for limit, minutes in (
+            (z.warning, z.minutes_to_warning),
+            (z.critical, z.minutes_to_critical),
+        ):
+            if z.density >= limit:
+                assert minutes == 0.0, z  # there now: no future crossing
+            else:
+                assert minutes != 0.0, z  # not there: never "0 minutes"
+        story_s = (z.ts - T0) / 1000 * speed % cycle_s
+        decaying_s = story_s - (surge.start_s + surge.ramp_s + surge.hold_s)
+        if 60 * speed <= decaying_s <= surge.decay_s:  # a minute (of event time) into the decay
+            assert z.minutes_to_warning in (None, 0.0), z
+            assert z.minutes_to_critical in (None, 0.0), z
+    forecasts = [a for a in alerts if a.kind == "forecast"]
+    for a in forecasts:
+        if a.state != "cleared":
+            now = float(a.message.rsplit("now ", 1)[1].split()[0])
+            assert now < 4.7, a.message  # never raised for a zone already critical
+    raised = [a for a in forecasts if a.state == "raised"]
+    cleared = [a for a in forecasts if a.state == "cleared"]
+    assert len(cleared) >= len(raised) - 1  # each clears once the surge is over
+    if speed == 1.0:  # in real time, every cycle is foreseen before its density warning
+        assert len(raised) == 4
+
+
+def test_a_stored_forecast_of_an_older_version_starts_a_new_trend_not_a_crash():
+    from streams.zone.state import ForecastState, decode_state, encode_state
+
+    p = ZoneProcessor(SITE)
+    out = p.apply("underpass", None, [reading("cam-underpass", "underpass", count=100)])
+    out.state.forecast = ForecastState(2, T0 / 60_000, 0.1, [1.0] * 7, [0.0, 0.0])
+    state = decode_state(encode_state(out.state))
+    nxt = p.apply(
+        "underpass", state, [reading("cam-underpass", "underpass", T0 + 5000, 2, count=120)]
+    )
+    assert nxt.zone_state.minutes_to_critical is None  # warming up again
+    assert nxt.state.forecast is not None and nxt.state.forecast.v == 3
