@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from streams.config.paths import bundled_site
+
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,6 +39,9 @@ def test_replay_through_kafka_gives_the_backtest_scores(pipeline, tmp_path):
         "queuing",
         "--utc-offset-min",
         "480",
+        # The site's calendar, as the worker has it: 2014-01-01 is a public holiday in China.
+        "--calendar",
+        str(pipeline.env.get("CROWDSAFE_SITE") or bundled_site()),
         "--out",
         str(out),
     )

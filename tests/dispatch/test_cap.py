@@ -326,7 +326,10 @@ def _incidents_of_a_surge() -> list[IncidentAlert]:
 
 def test_the_incidents_of_a_simulated_surge_as_cap():
     records = _incidents_of_a_surge()
-    assert [r.transition for r in records][:2] == ["raised", "severity-up"]
+    # Raised (at critical since the forecast speaks only when sure: its first word in this
+    # surge is "critical in 2.6 min"), then updated as density joins, then cleared.
+    assert records[0].transition == "raised" and len(records) >= 3
+    assert {r.transition for r in records[1:-1]} <= {"updated", "severity-up", "tier-up"}
     assert records[-1].transition == "cleared"
     first = message(records[0], exercise=True)
     first_ref = ",".join(text(first, f"cap:{e}") for e in ("sender", "identifier", "sent"))
