@@ -58,6 +58,7 @@ class Sandbox:
         """``extra_env``: more variables for the worker and the CLI, e.g. ``KAFKA_SECURITY_*``
         and ``KAFKA_SASL_*`` for a secure cluster (``streams.ops.secure_broker.client_env``)."""
         suffix = uuid.uuid4().hex[:8]
+        self.suffix = suffix
         self.tmp = tmp
         self.web_port = free_port()
         self.env = {
@@ -318,6 +319,28 @@ class Sandbox:
         from streams.ops.topics import ensure_app_topics
 
         ensure_app_topics(self.settings(env), self.bootstrap)
+
+    def delete_topics(self) -> list[str]:
+        """Delete every topic of this sandbox (its own and its workers' changelogs): a whole
+        test run creates thousands of partitions otherwise, more than a 512 MB broker holds
+        (its controller ran out of heap). Best effort: the names it asked to delete."""
+        from kafka import KafkaAdminClient
+
+        from streams.config.kafka import client_kwargs
+
+        try:
+            admin = KafkaAdminClient(**client_kwargs(self.settings()), request_timeout_ms=15_000)
+        except Exception:  # noqa: BLE001 - a broker already gone: nothing to tidy
+            return []
+        try:
+            mine = [t for t in admin.list_topics() if self.suffix in t]
+            if mine:
+                admin.delete_topics(mine, timeout_ms=15_000)
+            return mine
+        except Exception:  # noqa: BLE001 - tidying must not fail the test it follows
+            return []
+        finally:
+            admin.close()
 
 
 class HttpReceiver:

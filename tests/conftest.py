@@ -54,6 +54,7 @@ def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Sandbox]:
     finally:
         p.stop_centre()
         p.stop_worker()
+        p.delete_topics()
 
 
 @pytest.fixture(scope="session")

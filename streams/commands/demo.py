@@ -153,8 +153,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say("\ndemo: stopping ...")
     finally:
-        for proc in reversed(children.values()):
-            procs.stop(proc)
+        for proc in procs.stop_all(list(children.values())):
+            name = next(n for n, p in children.items() if p is proc)
+            _say(f"demo: {name} did not stop within 20 s of SIGTERM: killed")
         if broker is not None:
             down(broker)
     _say("demo: stopped everything it started")

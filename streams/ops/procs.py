@@ -82,6 +82,28 @@ def stop(target: subprocess.Popen | int, grace_s: float = 20.0) -> bool:
     return True
 
 
+def stop_all(targets: list[subprocess.Popen], grace_s: float = 20.0) -> list[subprocess.Popen]:
+    """SIGTERM every group at once, SIGKILL those still running after ``grace_s`` (one grace
+    for all, not one each: four children stop within ~grace_s, not 4 x grace_s); those killed.
+
+    >>> import sys
+    >>> quick = spawn([sys.executable, "-c", "import time; time.sleep(30)"])
+    >>> stop_all([quick], grace_s=5)
+    []
+    >>> quick.returncode != 0
+    True
+    """
+    running = [p for p in targets if p.poll() is None]
+    for proc in running:
+        signal_group(proc.pid, signal.SIGTERM)
+    _wait(lambda: any(p.poll() is None for p in running), grace_s)
+    killed = [p for p in running if p.poll() is None]
+    for proc in killed:
+        signal_group(proc.pid, signal.SIGKILL)
+    _wait(lambda: any(p.poll() is None for p in killed), 10.0)
+    return killed
+
+
 def _wait(running, timeout_s: float) -> bool:
     """Poll until ``running()`` is false; True if it stopped within ``timeout_s``."""
     deadline = time.monotonic() + timeout_s

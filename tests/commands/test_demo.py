@@ -52,6 +52,15 @@ def _logs(pipeline) -> str:
     return "\n".join(out)
 
 
+def _ps(pipeline) -> str:
+    """The demo's processes still running, with their state (a failure's message)."""
+    app = pipeline.env["CROWDSAFE_APP_ID"]
+    ps = subprocess.run(["ps", "-eo", "pid,pgid,stat,etime,args"], capture_output=True, text=True)
+    return "\n--- still running\n" + "\n".join(
+        ln[:200] for ln in ps.stdout.splitlines() if app in ln or "streams.cli" in ln
+    )
+
+
 def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
     demo = subprocess.Popen(
         [sys.executable, "-m", "streams.cli", "demo", "--speed", "20"],
@@ -91,7 +100,19 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
         assert len(_processes_with(pipeline.env["CROWDSAFE_APP_ID"])) >= 5
 
         os.killpg(demo.pid, signal.SIGINT)  # what Ctrl-C in its terminal sends
-        assert demo.wait(60) == 0
+        try:
+            assert demo.wait(60) == 0
+        except subprocess.TimeoutExpired:
+            time.sleep(1)
+            tail = []
+            while not lines.empty():
+                tail.append(lines.get())
+            pytest.fail(
+                "the demo did not stop within 60 s of Ctrl-C; its output:\n"
+                + "".join((seen + tail)[-30:])
+                + _logs(pipeline)
+                + _ps(pipeline)
+            )
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)
@@ -150,7 +171,16 @@ def test_ctrl_c_under_tee_stops_everything_without_a_traceback(pipeline, tmp_pat
             assert time.monotonic() < deadline and shell.poll() is None, _logs(pipeline)
             time.sleep(0.5)
         os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C: the whole foreground group, tee too
-        shell.wait(90)
+        try:
+            shell.wait(90)
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                "the demo did not stop within 90 s of Ctrl-C:\n"
+                + out.read_text()[-3000:]
+                + err.read_text()[-3000:]
+                + _logs(pipeline)
+                + _ps(pipeline)
+            )
         time.sleep(0.5)
     finally:
         if shell.poll() is None:
