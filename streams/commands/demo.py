@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -89,6 +90,11 @@ def _port_free(port: int) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    # A process started in the background by a script inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt for it: the demo is for a terminal, so Ctrl-C must stop it
+    # wherever it was started from; SIGTERM (kill, a supervisor) stops everything the same way.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     from streams.config.settings import get_settings
     from streams.ops.kafka_local import BrokerConfig, KafkaLocalError, down, status, up
 
