@@ -191,3 +191,38 @@ def test_ctrl_c_under_tee_stops_everything_without_a_traceback(pipeline, tmp_pat
                 os.kill(pid, signal.SIGKILL)
     assert leftover == []
     assert "Traceback" not in err.read_text(), err.read_text()[-2000:]
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started(pipeline, tmp_path):
+    """``kill <demo>`` (a supervisor, a closed session): the demo stops its children as it does
+    on Ctrl-C (before, it died alone and left four processes running)."""
+    out = tmp_path / "out.log"
+    with out.open("w") as sink:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "streams.cli", "demo", "--speed", "20"], env=pipeline.env,
+            cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    app = pipeline.env["CROWDSAFE_APP_ID"]
+    try:
+        deadline = time.monotonic() + 300  # a hang guard
+        while "demo: simulating" not in out.read_text():
+            assert time.monotonic() < deadline and demo.poll() is None, _logs(pipeline)
+            time.sleep(0.5)
+        assert len(_processes_with(app)) >= 5  # the demo and its four children
+        os.kill(demo.pid, signal.SIGTERM)  # the demo alone, not its group
+        try:
+            assert demo.wait(60) == 0, out.read_text()[-3000:]
+        except subprocess.TimeoutExpired:
+            pytest.fail(
+                "the demo did not stop within 60 s of SIGTERM" + _logs(pipeline) + _ps(pipeline)
+            )
+        time.sleep(0.5)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+        leftover = _processes_with(app)
+        for pid in leftover:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert leftover == []
+    assert "demo: stopped everything it started" in out.read_text()
