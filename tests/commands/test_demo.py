@@ -44,6 +44,20 @@ def _processes_with(app_id: str) -> list[int]:
     return pids
 
 
+def _kill_leftovers(proc: subprocess.Popen, app_id: str) -> list[int]:
+    """Kill ``proc``'s group if it still runs, then whatever the demo left running (nothing, if
+    it works), also on failure; the pids that were left."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    time.sleep(0.5)  # children reaped by the demo a moment after it exits
+    leftover = _processes_with(app_id)
+    for pid in leftover:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    return leftover
+
+
 def _logs(pipeline) -> str:
     """The end of each of the demo's logs, for a failure's message."""
     out = []
@@ -114,15 +128,7 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
                 + _ps(pipeline)
             )
     finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-            demo.wait(10)
-        time.sleep(0.5)
-        # What the demo left running (nothing, if it works): stopped here, also on failure.
-        leftover = _processes_with(pipeline.env["CROWDSAFE_APP_ID"])
-        for pid in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        leftover = _kill_leftovers(demo, pipeline.env["CROWDSAFE_APP_ID"])
     while not lines.empty():
         seen.append(lines.get())
     assert "demo: stopped everything it started" in "".join(seen)
@@ -183,12 +189,7 @@ def test_ctrl_c_under_tee_stops_everything_without_a_traceback(pipeline, tmp_pat
             )
         time.sleep(0.5)
     finally:
-        if shell.poll() is None:
-            os.killpg(shell.pid, signal.SIGKILL)
-        leftover = _processes_with(app)
-        for pid in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        leftover = _kill_leftovers(shell, app)
     assert leftover == []
     assert "Traceback" not in err.read_text(), err.read_text()[-2000:]
 
@@ -218,11 +219,6 @@ def test_sigterm_stops_the_demo_and_everything_it_started(pipeline, tmp_path):
             )
         time.sleep(0.5)
     finally:
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGKILL)
-        leftover = _processes_with(app)
-        for pid in leftover:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        leftover = _kill_leftovers(demo, app)
     assert leftover == []
     assert "demo: stopped everything it started" in out.read_text()
