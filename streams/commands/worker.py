@@ -25,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = get_settings()
     worker = build_app(settings)  # a bad site file fails here, before touching the broker
-    ensure_app_topics(settings)
+    ensure_app_topics(settings, site=worker.site)  # loaded once: 100,000 zones take seconds
     settings.worker_state_dir.mkdir(parents=True, exist_ok=True)
     bounded_worker(faust, settings.stop_timeout_s)(
         worker.faust, loglevel=args.loglevel.upper()

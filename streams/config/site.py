@@ -201,6 +201,16 @@ class Site(_Strict):
     def source_by_id(self) -> dict[str, Source]:
         return {s.id: s for s in self.sources}
 
+    @cached_property
+    def sources_by_zone(self) -> dict[str, list[Source]]:
+        """Each zone's sources, in file order: built once, so per-zone set-up stays linear in
+        the site's size (a scan of every source per zone took hours at 100,000 zones)."""
+        out: dict[str, list[Source]] = {z.id: [] for z in self.zones}
+        for source in self.sources:
+            for zone_id in source.zones:
+                out[zone_id].append(source)
+        return out
+
     def error(self, loc: tuple[str | int, ...], msg: str) -> SiteError:
         """A :class:`SiteError` for ``loc`` (e.g. ``("zones", 3, "alerts", "x", "warning")``),
         naming the file and line when the site was loaded from one."""

@@ -79,7 +79,7 @@ class IncidentEngine:
             name: kind.category for name, kind in alert_kinds.registry().items()
         }
         self._tz = ZoneInfo(site.site.timezone)
-        self._sources = {z.id: {s.id for s in site.sources if z.id in s.zones} for z in site.zones}
+        self._sources = {z: {s.id for s in sources} for z, sources in site.sources_by_zone.items()}
 
     # --- alerts ---------------------------------------------------------------------------
 

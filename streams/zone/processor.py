@@ -89,7 +89,7 @@ class ZoneProcessor:
         self._tz = ZoneInfo(site.site.timezone)
         self.calendar = SiteCalendar(site.calendar, self._tz)  # holidays, events: streams/calendar
         self._context = {
-            z.id: ZoneContext(z, frozenset(s.id for s in site.sources if z.id in s.zones))
+            z.id: ZoneContext(z, frozenset(s.id for s in site.sources_by_zone[z.id]))
             for z in site.zones
         }
         # Stuck / disagreeing sources are judged here, where their state is, with the

@@ -42,9 +42,7 @@ class SourceFault(AlertKind):
         return HealthSettings(**self.settings(site, zone).model_dump())
 
     def alarm(self, site: Site, zone: Zone) -> Alarm:
-        levels = [
-            s for s in site.sources if zone.id in s.zones and SOURCE_KINDS[s.kind].reports_level
-        ]
+        levels = [s for s in site.sources_by_zone[zone.id] if SOURCE_KINDS[s.kind].reports_level]
         return make_alarm(site, zone, 1.0, float(max(len(levels), 1)))
 
     def value(self, snap: Snapshot, ctx: ZoneContext) -> float | None:
