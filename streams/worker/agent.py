@@ -73,7 +73,7 @@ def load_zone(w, zone_id: str) -> ZoneState | None:
         return decode_state(raw)
     except StateUnreadable as exc:
         log.warning("zone %s: stored state unreadable, starting it afresh: %s", zone_id, exc)
-        w.metrics.state_resets.labels(zone_id).inc()
+        w.metrics.state_resets.labels(w.metrics.zone_label(zone_id)).inc()
         fresh = ZoneState()
         w.zones[zone_id] = encode_state(fresh)  # warn once, not on every batch or sweep
         return fresh

@@ -23,7 +23,7 @@ from streams.config.site import Site, load_site
 from streams.ops.partitioning import partition_of
 from streams.worker import faust_compat
 from streams.worker.health import Health
-from streams.worker.metrics import WorkerMetrics
+from streams.worker.metrics import WorkerMetrics, zones_with_series
 from streams.worker.offsets import OffsetGuard
 from streams.worker.state_view import LiveView
 from streams.zone.clock import EventTimePolicy
@@ -92,7 +92,9 @@ def build_app(settings: Settings, site: Site | None = None) -> WorkerApp:
         zones=app.Table("zones", partitions=n, value_type=bytes),
         incidents=app.Table("incidents", partitions=n, value_type=bytes),
         processor=ZoneProcessor(site, clock=event_time_policy(settings)),
-        metrics=WorkerMetrics(),
+        metrics=WorkerMetrics(
+            zone_series=zones_with_series([z.id for z in site.zones], settings.metrics_zone_limit)
+        ),
         zones_by_partition=_zones_by_partition(site, n),
     )
     worker.metrics.watch_health(worker.health)

@@ -74,7 +74,7 @@ class IncidentDesk:
             return decode_book(raw)
         except BookUnreadable as exc:
             log.warning("zone %s: stored incidents unreadable, starting afresh: %s", zone_id, exc)
-            self.w.metrics.state_resets.labels(zone_id).inc()
+            self.w.metrics.state_resets.labels(self.w.metrics.zone_label(zone_id)).inc()
             return ZoneBook()
 
     async def handle_zone(

@@ -1,7 +1,12 @@
 """Prometheus metrics of the worker. Names carry units and ``_total``; labels stay low-cardinality
-(zone ids are a few dozen per site, kinds and reasons a handful)."""
+(kinds and reasons a handful). Zone ids are a few dozen at a station, but a city has tens of
+thousands: per-zone series exist only for the zones given (``CROWDSAFE_METRICS_ZONE_LIMIT``,
+:func:`zones_with_series`); every zone counts in ``crowdsafe_zones{kind, level}``."""
 
 from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Collection
 
 from prometheus_client import (
     CollectorRegistry,
@@ -15,13 +20,38 @@ from prometheus_client.core import GaugeMetricFamily
 
 from streams.schema.payloads import ZoneState
 
+# The ``zone`` label of a per-zone counter for a zone without series of its own (no zone id
+# starts with "_", so it names none).
+OTHER_ZONES = "_other"
+LEVELS = ("ok", "warning", "critical", "unknown")
+
+
+def zones_with_series(zone_ids: list[str], limit: int) -> frozenset[str] | None:
+    """The zones that get per-zone series: the first ``limit`` of the site file, in its order
+    (put the ones dashboards watch first), or None (every zone) when the site has no more.
+
+    >>> zones_with_series(["a", "b", "c"], 2)
+    frozenset({'a', 'b'})
+    >>> zones_with_series(["a", "b"], 2) is None
+    True
+    """
+    return None if len(zone_ids) <= limit else frozenset(zone_ids[:limit])
+
 
 class WorkerMetrics:
     """All worker metrics on one registry (passed explicitly so tests get a clean one)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self, registry: CollectorRegistry | None = None, zone_series: Collection[str] | None = None
+    ) -> None:
+        """``zone_series``: the zones with per-zone series (None: all; :func:`zones_with_series`)."""
         self.registry = registry or CollectorRegistry()
+        self.zone_series = zone_series
+        # Each zone's kind, level and density over its critical threshold, for the per-kind
+        # aggregates read at scrape time: a few dozen bytes per zone, whatever the limit.
+        self._levels: dict[str, tuple[str, str, float]] = {}
         r = self.registry
+        r.register(_ZoneLevels(self._levels))
         # The worker process's memory, CPU and open files (process_*), and the Python version.
         ProcessCollector(registry=r)
         PlatformCollector(registry=r)
@@ -186,10 +216,19 @@ class WorkerMetrics:
             for suffix in suffixes.get(family.type, ("",))
         } | {_ConsumerLag.NAME}  # read at scrape time, once a worker holds partitions
 
+    def zone_label(self, zone_id: str) -> str:
+        """``zone_id``, or :data:`OTHER_ZONES` for a zone without series of its own."""
+        if self.zone_series is None or zone_id in self.zone_series:
+            return zone_id
+        return OTHER_ZONES
+
     def observe_zone(self, zone_state: ZoneState, from_readings: bool = True) -> None:
         """Export a zone's state; ``from_readings=False`` for the silence sweep, which must not
         look like a reading (it would reset the silent-zone alert's clock)."""
         zone = zone_state.zone_id
+        self._levels[zone] = _level(zone_state)
+        if self.zone_series is not None and zone not in self.zone_series:
+            return  # counted in crowdsafe_zones only
         if zone_state.occupancy is not None:
             self.occupancy.labels(zone).set(zone_state.occupancy)
             self.density.labels(zone).set(zone_state.density)
@@ -222,6 +261,52 @@ class WorkerMetrics:
 
 def _seconds(minutes: float | None) -> float | None:
     return None if minutes is None else minutes * 60
+
+
+def _level(zone_state: ZoneState) -> tuple[str, str, float]:
+    """(kind, level, density / critical) of a published zone state; blind: unknown, 0."""
+    density = zone_state.density
+    if density is None:
+        return zone_state.kind, "unknown", 0.0
+    if density >= zone_state.critical:
+        level = "critical"
+    elif density >= zone_state.warning:
+        level = "warning"
+    else:
+        level = "ok"
+    return zone_state.kind, level, density / zone_state.critical
+
+
+class _ZoneLevels:
+    """``crowdsafe_zones{kind, level}`` and ``crowdsafe_zones_max_density_critical_ratio{kind}``:
+    per-kind aggregates over every zone this worker has published since it started, so a city
+    with per-zone series limited still shows how many zones are at warning or critical."""
+
+    def __init__(self, levels: dict[str, tuple[str, str, float]]) -> None:
+        self.levels = levels
+
+    def collect(self):
+        zones = GaugeMetricFamily(
+            "crowdsafe_zones",
+            "Zones this worker published since it started, by kind and density level "
+            "(ok, warning, critical; unknown: no fresh source)",
+            labels=["kind", "level"],
+        )
+        ratio = GaugeMetricFamily(
+            "crowdsafe_zones_max_density_critical_ratio",
+            "Highest density over critical density among this worker's zones, by kind",
+            labels=["kind"],
+        )
+        counts = Tally((kind, level) for kind, level, _ in self.levels.values())
+        worst: dict[str, float] = {}
+        for kind, _, r in self.levels.values():
+            worst[kind] = max(r, worst.get(kind, 0.0))
+        for kind in sorted({k for k, _ in counts}):
+            for level in LEVELS:
+                zones.add_metric([kind, level], counts.get((kind, level), 0))
+            ratio.add_metric([kind], worst[kind])
+        yield zones
+        yield ratio
 
 
 class _ConsumerLag:

@@ -8,7 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from streams.schema.payloads import SourceStatus, ZoneState
-from streams.worker.metrics import WorkerMetrics
+from streams.worker.metrics import OTHER_ZONES, WorkerMetrics, zones_with_series
 
 
 def zone_state(zone: str = "ticket-hall", occupancy: float | None = 2000, **sources) -> ZoneState:
@@ -111,12 +111,14 @@ def test_names_follow_prometheus_conventions(metrics):
         if family.type == "counter":  # the client appends _total to the sample names
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples)
         else:  # a unit, or what is being counted, ends the name
-            assert re.search(r"_(seconds|messages|persons|metre|unavailable|score)$", family.name)
+            assert re.search(
+                r"_(seconds|messages|persons|metre|unavailable|score|zones|ratio)$", family.name
+            )
 
 
 def test_labels_stay_low_cardinality(metrics):
     exercise(metrics)
-    allowed = {"kind", "reason", "severity", "state", "zone"}
+    allowed = {"kind", "level", "reason", "severity", "state", "zone"}
     labelled = set()
     for family in metrics.registry.collect():
         if family.name == "python_info":  # one constant series: the interpreter's version
@@ -145,3 +147,41 @@ def test_sample_names_include_unused_labelled_metrics(metrics):
     assert "crowdsafe_event_lag_seconds_bucket" in names
     assert "crowdsafe_zone_density_persons_per_square_metre" in names
     assert "crowdsafe_readings" not in names  # a counter is only ever exported with _total
+
+
+def zone_labels(m: WorkerMetrics) -> set[str]:
+    return {
+        s.labels["zone"]
+        for family in m.registry.collect()
+        for s in family.samples
+        if "zone" in s.labels
+    }
+
+
+def test_zone_limit_exports_per_zone_series_of_the_first_zones_only():
+    limited = WorkerMetrics(CollectorRegistry(), zone_series=zones_with_series(["a", "b", "c"], 2))
+    for zone, occupancy in (("a", 2000), ("b", 11_000), ("c", 12_000)):
+        limited.observe_zone(zone_state(zone, occupancy))  # c: 4.8 p/m², over critical
+
+    assert zone_labels(limited) == {"a", "b"}
+    # Every zone still counts, by kind and level, in the aggregates.
+    assert value(limited, "crowdsafe_zones", kind="queuing", level="ok") == 1
+    assert value(limited, "crowdsafe_zones", kind="queuing", level="warning") == 1
+    assert value(limited, "crowdsafe_zones", kind="queuing", level="critical") == 1
+    assert value(limited, "crowdsafe_zones", kind="queuing", level="unknown") == 0
+    ratio = value(limited, "crowdsafe_zones_max_density_critical_ratio", kind="queuing")
+    assert ratio == pytest.approx(4.8 / 4.7)
+
+
+def test_a_zone_beyond_the_limit_counts_its_state_resets_as_other():
+    limited = WorkerMetrics(CollectorRegistry(), zone_series=zones_with_series(["a", "b"], 1))
+    limited.state_resets.labels(limited.zone_label("b")).inc()
+    limited.state_resets.labels(limited.zone_label("a")).inc()
+    assert zone_labels(limited) == {"a", OTHER_ZONES}
+
+
+def test_a_zone_that_goes_blind_moves_to_unknown(metrics):
+    metrics.observe_zone(zone_state(occupancy=2000))
+    metrics.observe_zone(zone_state(occupancy=None, offline=["cam-ticket-hall"]))
+    assert value(metrics, "crowdsafe_zones", kind="queuing", level="ok") == 0
+    assert value(metrics, "crowdsafe_zones", kind="queuing", level="unknown") == 1
