@@ -76,8 +76,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"  # the worker's web server (/metrics, /health, JSON) binds here
     web_port: int = Field(6067, ge=1, le=65535)
     store: str = "rocksdb://"
-    # Per-zone Prometheus series (7 gauges a zone) for the first this many zones of the site
-    # file only (0: none): a city of 100,000 zones would be 700,000 series. Every zone still
+    # Per-zone Prometheus series (6-8 gauges a zone) for the first this many zones of the site
+    # file only (0: none): a city of 100,000 zones would be ~700,000 series. Every zone still
     # counts in crowdsafe_zones{kind, level} (README "Operations").
     metrics_zone_limit: int = Field(1000, ge=0)
     # The command centre (crowdsafe centre): its page, API and event stream.
