@@ -38,6 +38,7 @@ def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported:
     async def forget(app, revoked, **kwargs) -> None:  # noqa: ARG001 - Faust's signal
         w.desk.forget()
         w.offsets.forget(revoked)
+        w.metrics.forget_zones()
 
     @app.agent(w.topics.inputs, name="process", supervisor_strategy=CrashingSupervisor)
     async def process(stream: faust.StreamT) -> None:

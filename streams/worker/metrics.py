@@ -30,8 +30,8 @@ def zones_with_series(zone_ids: list[str], limit: int) -> frozenset[str] | None:
     """The zones that get per-zone series: the first ``limit`` of the site file, in its order
     (put the ones dashboards watch first), or None (every zone) when the site has no more.
 
-    >>> zones_with_series(["a", "b", "c"], 2)
-    frozenset({'a', 'b'})
+    >>> sorted(zones_with_series(["a", "b", "c"], 2))
+    ['a', 'b']
     >>> zones_with_series(["a", "b"], 2) is None
     True
     """
@@ -216,6 +216,11 @@ class WorkerMetrics:
             for suffix in suffixes.get(family.type, ("",))
         } | {_ConsumerLag.NAME}  # read at scrape time, once a worker holds partitions
 
+    def forget_zones(self) -> None:
+        """Partitions moved: drop the zones from the per-kind aggregates until they are
+        published again, so two workers never both count a zone that moved."""
+        self._levels.clear()
+
     def zone_label(self, zone_id: str) -> str:
         """``zone_id``, or :data:`OTHER_ZONES` for a zone without series of its own."""
         if self.zone_series is None or zone_id in self.zone_series:
@@ -279,8 +284,9 @@ def _level(zone_state: ZoneState) -> tuple[str, str, float]:
 
 class _ZoneLevels:
     """``crowdsafe_zones{kind, level}`` and ``crowdsafe_zones_max_density_critical_ratio{kind}``:
-    per-kind aggregates over every zone this worker has published since it started, so a city
-    with per-zone series limited still shows how many zones are at warning or critical."""
+    per-kind aggregates over every zone this worker has published since it started (or its
+    partitions last moved), so a city with per-zone series limited still shows how many zones
+    are at warning or critical."""
 
     def __init__(self, levels: dict[str, tuple[str, str, float]]) -> None:
         self.levels = levels
@@ -288,8 +294,8 @@ class _ZoneLevels:
     def collect(self):
         zones = GaugeMetricFamily(
             "crowdsafe_zones",
-            "Zones this worker published since it started, by kind and density level "
-            "(ok, warning, critical; unknown: no fresh source)",
+            "Zones this worker published since it started or its partitions last moved, by "
+            "kind and density level (ok, warning, critical; unknown: no fresh source)",
             labels=["kind", "level"],
         )
         ratio = GaugeMetricFamily(

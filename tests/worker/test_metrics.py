@@ -180,6 +180,13 @@ def test_a_zone_beyond_the_limit_counts_its_state_resets_as_other():
     assert zone_labels(limited) == {"a", OTHER_ZONES}
 
 
+def test_zones_are_forgotten_from_the_aggregates_when_partitions_move(metrics):
+    metrics.observe_zone(zone_state("a"))
+    metrics.forget_zones()
+    metrics.observe_zone(zone_state("b"))
+    assert value(metrics, "crowdsafe_zones", kind="queuing", level="ok") == 1
+
+
 def test_a_zone_that_goes_blind_moves_to_unknown(metrics):
     metrics.observe_zone(zone_state(occupancy=2000))
     metrics.observe_zone(zone_state(occupancy=None, offline=["cam-ticket-hall"]))
