@@ -174,6 +174,7 @@ def _one_size(n: int, messages: int, tmp: Path, problems: list[str]) -> dict:
         extra_env={"CROWDSAFE_SITE": str(tmp / f"site-{n}.toml"),
                    "CROWDSAFE_TOPIC_PARTITIONS": str(PARTITIONS)},
     )  # fmt: skip
+    out["sandbox"] = box.suffix  # in every topic name of this size
     feed = SyntheticReadings(site, seed=n)
     per_tick = feed.readings_per_tick
     out["readings_per_tick"] = per_tick
