@@ -5,9 +5,11 @@ PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
 # The demo needs only Java and Maven (the broker); the tests also use Chromium (the page),
 # Prometheus (rules and dashboards), Alertmanager and amtool (its alerts), kcat (an outside
-# Kafka client) and xmllint (the CAP 1.2 schema check).
+# Kafka client), xmllint (the CAP 1.2 schema check) and docker-compose (`docker-compose config`
+# validates deploy/compose.yaml without a daemon; nothing is built or pulled).
 RUN_PACKAGES := openjdk-17-jre-headless maven
-TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus prometheus-alertmanager kcat libxml2-utils
+TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus prometheus-alertmanager kcat libxml2-utils \
+  docker-compose
 APT_PACKAGES := $(TEST_PACKAGES)
 # Target-specific: a prerequisite (system-packages) built for `demo` sees the demo's list.
 demo: APT_PACKAGES := $(RUN_PACKAGES)

@@ -31,6 +31,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     "args",
     [
         ("check", "config", "prometheus.yml"),
+        ("check", "config", "prometheus-compose.yml"),  # deploy/compose.yaml
         ("check", "rules", "alerts.yml"),
         ("test", "rules", "alerts_test.yml"),
     ],
