@@ -3,7 +3,6 @@ daemon, builds and pulls nothing), and deploy/Dockerfile with its .dockerignore.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import shlex
@@ -16,7 +15,6 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from streams.cli import build_parser
 from streams.config.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,17 +37,6 @@ def config() -> dict:
     )
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
-
-
-def strict_parser() -> argparse.ArgumentParser:
-    """The `crowdsafe` parser refusing abbreviated options (`--scenari` would pass otherwise)."""
-    parsers = [build_parser()]
-    for parser in parsers:
-        parser.allow_abbrev = False
-        for action in parser._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                parsers.extend(action.choices.values())
-    return parsers[0]
 
 
 def mounts(service: dict) -> dict[str, Path]:
@@ -84,7 +71,9 @@ def test_kafka_is_the_official_image_in_kraft_mode(config):
 
 
 @pytest.mark.parametrize("name", CROWDSAFE)
-def test_crowdsafe_services_run_one_image_with_a_real_command(config, name):
+def test_crowdsafe_services_run_one_image_with_a_real_command(
+    config, name, crowdsafe_parser, setting_names
+):
     service = config["services"][name]
     assert service["image"].startswith("crowdsafe:")
     assert Path(service["build"]["context"]) == ROOT
@@ -92,7 +81,8 @@ def test_crowdsafe_services_run_one_image_with_a_real_command(config, name):
     # The command is a real sub-command of the image's entrypoint, `crowdsafe`.
     command = service["command"]
     assert command[0] == CROWDSAFE[name]
-    strict_parser().parse_args(command)
+    crowdsafe_parser.parse_args(command)
+    assert set(service["environment"]) <= setting_names
     # It reaches the broker the kafka service advertises.
     advertised = config["services"]["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     assert f"//{service['environment']['KAFKA_BOOTSTRAP']}" in advertised
