@@ -125,6 +125,9 @@ def faust_app(settings: Settings) -> faust.App:
         store=settings.store,
         datadir=str(settings.worker_state_dir),
         topic_partitions=settings.topic_partitions,
+        # Faust's own topics (the tables' changelogs: all the zones' learned state) are
+        # replicated as the app's, not with Faust's default of 1.
+        topic_replication_factor=settings.replication_factor,
         web_host=settings.web_host,
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_port=settings.web_port,
