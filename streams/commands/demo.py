@@ -127,7 +127,9 @@ def run(args: argparse.Namespace) -> int:
         _wait_for(metrics, "worker", worker)
         # The command centre, with an operator token for this run (or the one set already).
         token = os.environ.get("CROWDSAFE_TOKEN") or secrets.token_urlsafe(18)
-        centre_env = {**os.environ, "CROWDSAFE_TOKEN": token}
+        # The page says "simulated ×N" rather than "live": this run's readings are the story.
+        centre_env = {**os.environ, "CROWDSAFE_TOKEN": token,
+                      "CROWDSAFE_CENTRE_SIMULATION_SPEED": str(args.speed)}  # fmt: skip
         centre = children["centre"] = _spawn("centre", ["centre"], log_dir, env=centre_env)
         url = f"http://127.0.0.1:{settings.centre_port}/"
         _wait_for(url + "health", "centre", centre)
