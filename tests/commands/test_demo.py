@@ -110,6 +110,12 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
         with urllib.request.urlopen(request, timeout=5) as resp:
             zones = json.load(resp)["zones"]
             assert len(zones) == 14
+        # the page is told its readings are the simulator's, 20x: it says so instead of "live"
+        request = urllib.request.Request(
+            centre + "api/site", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert json.load(resp)["clock"] == {"simulated": True, "speed": 20.0}
         # demo + 4 children: worker, centre, dispatch feed, simulator
         assert len(_processes_with(pipeline.env["CROWDSAFE_APP_ID"])) >= 5
 
