@@ -38,12 +38,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--clock",
+        type=_clock,
         default="17:30",
-        metavar="HH:MM",
-        help="the station's local time the story starts at (default: 17:30, the evening peak)",
+        metavar="HH:MM|now",
+        help="the station's local time the story starts at (default: 17:30, the evening peak; "
+        "now: the station's time now)",
     )
     p.add_argument("--duration", type=float, help="stop after this many wall-clock seconds")
     p.set_defaults(func=run)
+
+
+def _clock(text: str) -> str:
+    """``--clock``: a time of day, or ``now`` (the story follows the station's clock).
+
+    >>> _clock("now"), _clock("08:30")
+    ('now', '08:30')
+    """
+    from streams.commands.simulate import _local_time
+
+    return text if text == "now" else _local_time(text).strftime("%H:%M")
 
 
 def _spawn(
@@ -139,8 +152,9 @@ def run(args: argparse.Namespace) -> int:
         feed = ["dispatch", "--route", "police", "--group", group, "--from", "latest"]
         children["dispatch"] = _spawn("dispatch", feed, stdin=subprocess.DEVNULL)
         time.sleep(3)  # let the feed join its group before the first alert can exist
-        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
-               "--clock", args.clock]  # fmt: skip
+        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat"]
+        if args.clock != "now":  # without --clock the story starts at the station's time now
+            sim += ["--clock", args.clock]
         children["simulate"] = _spawn("simulate", sim, log_dir)
         _say(f"demo: command centre at {url}  ·  worker metrics at {metrics}")
         if os.environ.get("CROWDSAFE_TOKEN"):

@@ -165,6 +165,13 @@ def test_an_unknown_scenario_is_refused_before_anything_starts(pipeline):
     )  # fmt: skip
     assert result.returncode == 2
     assert "invalid choice: 'stampede'" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "streams.cli", "demo", "--clock", "25:00"],
+        env=pipeline.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "argument --clock: not a time of day (HH:MM): '25:00'" in result.stderr
+    assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []  # nothing was started
 
 
 def test_ctrl_c_under_tee_stops_everything_without_a_traceback(pipeline, tmp_path):
