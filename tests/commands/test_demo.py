@@ -158,19 +158,20 @@ def test_a_second_demo_says_one_is_running_and_starts_nothing(pipeline):
     assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []  # nothing was started
 
 
-def test_an_unknown_scenario_is_refused_before_anything_starts(pipeline):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "stampede"], "invalid choice: 'stampede'"),
+        (["--clock", "25:00"], "argument --clock: not a time of day (HH:MM): '25:00'"),
+    ],
+)
+def test_a_bad_option_is_refused_before_anything_starts(pipeline, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--scenario", "stampede"],
+        [sys.executable, "-m", "streams.cli", "demo", *args],
         env=pipeline.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "invalid choice: 'stampede'" in result.stderr
-    result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--clock", "25:00"],
-        env=pipeline.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "argument --clock: not a time of day (HH:MM): '25:00'" in result.stderr
+    assert message in result.stderr
     assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []  # nothing was started
 
 
