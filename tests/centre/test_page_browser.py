@@ -689,7 +689,10 @@ def station_clock(page: Page, stub: StubCentre, browser_zone: str = "America/New
     assert SITE.site.timezone == "Asia/Shanghai"  # the bundled site: UTC+8 all year
     page.send("Emulation.setTimezoneOverride", {"timezoneId": browser_zone})
     page.goto(stub.url)
-    dom = page.wait_for("!!document.getElementById('clock').dataset.ts")
+    dom = page.wait_for(
+        "!!document.getElementById('clock').dataset.ts"
+        " && document.querySelectorAll('#incidents .incident').length > 0"
+    )
     assert page.eval("Intl.DateTimeFormat().resolvedOptions().timeZone") == browser_zone
     return dom
 
