@@ -59,6 +59,21 @@ def _clock(text: str) -> str:
     return text if text == "now" else _local_time(text).strftime("%H:%M")
 
 
+def _story(clock: str, site_file: Path) -> str:
+    """When the story starts, on the station's clock, its time zone named (the machine's may
+    differ).
+
+    >>> from streams.config.paths import bundled_site
+    >>> _story("17:30", bundled_site()), _story("now", bundled_site())
+    ('from 17:30 station time (Asia/Shanghai)', "from the station's time now (Asia/Shanghai)")
+    """
+    from streams.config.site import load_site
+
+    tz = load_site(site_file).site.timezone
+    start = f"{clock} station time" if clock != "now" else "the station's time now"
+    return f"from {start} ({tz})"
+
+
 def _spawn(
     name: str,
     args: list[str],
@@ -163,9 +178,10 @@ def run(args: argparse.Namespace) -> int:
             _say(f"demo: log in there with the operator token {token} "
                   "(this run only; `crowdsafe users add` makes lasting users)")  # fmt: skip
         _say(
-            f"demo: simulating '{args.scenario}' at {args.speed:g}x; the police console "
-            "(crowdsafe dispatch --route police):"
+            f"demo: simulating '{args.scenario}' {_story(args.clock, settings.site)}, "
+            f"{args.speed:g}x faster than the clock (the page says 'simulated ×{args.speed:g}')"
         )
+        _say("demo: the police console (crowdsafe dispatch --route police), in station time:")
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for name, proc in children.items():

@@ -99,6 +99,9 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
                 assert demo.poll() is None, "".join(seen)
         centre = f"http://127.0.0.1:{pipeline.env['CROWDSAFE_CENTRE_PORT']}/"
         assert any(f"command centre at {centre}" in ln for ln in seen)
+        # the story's start on the station's clock, whatever the machine's zone, and its speed
+        story = "from 17:30 station time (Asia/Shanghai), 20x faster than the clock"
+        assert any(story in ln for ln in seen), "".join(seen)
         # the centre wants a login: the demo's operator token, printed once
         token = next(ln for ln in seen if "log in there with the operator token" in ln).split()[8]
         with pytest.raises(urllib.error.HTTPError) as refused:
