@@ -38,12 +38,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--clock",
+        type=_clock,
         default="17:30",
-        metavar="HH:MM",
-        help="the station's local time the story starts at (default: 17:30, the evening peak)",
+        metavar="HH:MM|now",
+        help="the station's local time the story starts at (default: 17:30, the evening peak; "
+        "now: the station's time now)",
     )
     p.add_argument("--duration", type=float, help="stop after this many wall-clock seconds")
     p.set_defaults(func=run)
+
+
+def _clock(text: str) -> str:
+    """``--clock``: a time of day, or ``now`` (the story follows the station's clock).
+
+    >>> _clock("now"), _clock("08:30")
+    ('now', '08:30')
+    """
+    from streams.commands.simulate import _local_time
+
+    return text if text == "now" else _local_time(text).strftime("%H:%M")
+
+
+def _story(clock: str, site_file: Path) -> str:
+    """When the story starts, on the station's clock, its time zone named (the machine's may
+    differ).
+
+    >>> from streams.config.paths import bundled_site
+    >>> _story("17:30", bundled_site()), _story("now", bundled_site())
+    ('from 17:30 station time (Asia/Shanghai)', "from the station's time now (Asia/Shanghai)")
+    """
+    from streams.config.site import load_site
+
+    tz = load_site(site_file).site.timezone
+    start = f"{clock} station time" if clock != "now" else "the station's time now"
+    return f"from {start} ({tz})"
 
 
 def _spawn(
@@ -127,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
         _wait_for(metrics, "worker", worker)
         # The command centre, with an operator token for this run (or the one set already).
         token = os.environ.get("CROWDSAFE_TOKEN") or secrets.token_urlsafe(18)
-        centre_env = {**os.environ, "CROWDSAFE_TOKEN": token}
+        # The page says "simulated ×N" rather than "live": this run's readings are the story.
+        centre_env = {**os.environ, "CROWDSAFE_TOKEN": token,
+                      "CROWDSAFE_CENTRE_SIMULATION_SPEED": str(args.speed)}  # fmt: skip
         centre = children["centre"] = _spawn("centre", ["centre"], log_dir, env=centre_env)
         url = f"http://127.0.0.1:{settings.centre_port}/"
         _wait_for(url + "health", "centre", centre)
@@ -137,8 +167,9 @@ def run(args: argparse.Namespace) -> int:
         feed = ["dispatch", "--route", "police", "--group", group, "--from", "latest"]
         children["dispatch"] = _spawn("dispatch", feed, stdin=subprocess.DEVNULL)
         time.sleep(3)  # let the feed join its group before the first alert can exist
-        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
-               "--clock", args.clock]  # fmt: skip
+        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat"]
+        if args.clock != "now":  # without --clock the story starts at the station's time now
+            sim += ["--clock", args.clock]
         children["simulate"] = _spawn("simulate", sim, log_dir)
         _say(f"demo: command centre at {url}  ·  worker metrics at {metrics}")
         if os.environ.get("CROWDSAFE_TOKEN"):
@@ -147,9 +178,10 @@ def run(args: argparse.Namespace) -> int:
             _say(f"demo: log in there with the operator token {token} "
                   "(this run only; `crowdsafe users add` makes lasting users)")  # fmt: skip
         _say(
-            f"demo: simulating '{args.scenario}' at {args.speed:g}x; the police console "
-            "(crowdsafe dispatch --route police):"
+            f"demo: simulating '{args.scenario}' {_story(args.clock, settings.site)}, "
+            f"{args.speed:g}x faster than the clock (the page says 'simulated ×{args.speed:g}')"
         )
+        _say("demo: the police console (crowdsafe dispatch --route police), in station time:")
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for name, proc in children.items():
