@@ -86,11 +86,13 @@ def _spawn(
     return procs.spawn(argv, log=out, env=env, stdin=stdin)
 
 
-def _wait_for(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+def _wait_for(
+    url: str, name: str, proc: subprocess.Popen, log_dir: Path, timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"demo: the {name} exited; see its log")
+        if proc.poll() is not None:  # which log, and its end: "see its log" named none
+            raise SystemExit(_exited(name, proc.returncode, log_dir))
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -159,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         worker = children["worker"] = _spawn("worker", ["worker"], log_dir, env=exercise)
         metrics = f"http://127.0.0.1:{settings.web_port}/metrics"
         _say(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...")
-        _wait_for(metrics, "worker", worker)
+        _wait_for(metrics, "worker", worker, log_dir)
         # The command centre, with an operator token for this run (or the one set already).
         token = os.environ.get("CROWDSAFE_TOKEN") or secrets.token_urlsafe(18)
         # The page says "simulated ×N" rather than "live": this run's readings are the story.
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                       "CROWDSAFE_CENTRE_SIMULATION_SPEED": str(args.speed)}  # fmt: skip
         centre = children["centre"] = _spawn("centre", ["centre"], log_dir, env=centre_env)
         url = f"http://127.0.0.1:{settings.centre_port}/"
-        _wait_for(url + "health", "centre", centre)
+        _wait_for(url + "health", "centre", centre, log_dir)
         # The police console, a fresh group from the latest offset: this run's incidents only
         # (it reads no commands: the demo's terminal is for Ctrl-C; open another console to act).
         group = f"demo-dispatch-{int(time.time())}"
