@@ -100,6 +100,7 @@ def test_dashboard_covers_what_operators_watch(dashboard):
         "process_cpu_seconds_total",
         "crowdsafe_consumer_lag_messages",
         "crowdsafe_incidents_open",
+        "crowdsafe_alerts_open",
         "crowdsafe_zone_anomaly_score",
         "crowdsafe_zone_time_to_critical_seconds",
     ):
