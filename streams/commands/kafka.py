@@ -42,7 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("operator", "operators: acknowledge, resolve, silence (and write any --operator-topic)"),
     ]:
         acls.add_argument(f"--{role}", action="append", default=[], metavar="USER", help=what)
-    acls.add_argument("--operator-topic", action="append", default=[], metavar="TOPIC")
+    acls.add_argument(
+        "--operator-topic", action="append", default=[], metavar="TOPIC",
+        help="another topic the operators may write (repeatable)",
+    )  # fmt: skip
     acls.add_argument("--dry-run", action="store_true", help="print the ACLs, change nothing")
     p.set_defaults(func=run)
 
