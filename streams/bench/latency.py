@@ -17,6 +17,7 @@ Every wait is bounded; readings with no zone state by the end are counted (``unm
 from __future__ import annotations
 
 import json
+import math
 import multiprocessing
 import statistics
 import tempfile
@@ -138,7 +139,7 @@ def _percentile(xs: list[float], q: float) -> float | None:
     if not xs:
         return None
     xs = sorted(xs)
-    return xs[min(len(xs) - 1, max(0, int(round(q * len(xs) + 0.5)) - 1))]
+    return xs[min(len(xs) - 1, max(0, math.ceil(q * len(xs)) - 1))]
 
 
 def _level(box: Sandbox, load: _Load, rate: float, seconds: float, probe_zones: list[str]) -> dict:
