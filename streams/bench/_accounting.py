@@ -27,6 +27,9 @@ class Accounting:
     """What one worker did with ``produced`` readings, and how the wait for it ended."""
 
     produced: int
+    # Accounted at the wait's first look: what a worker did before it was watched (a rate is
+    # over the readings after it).
+    first_seen: int | None = None
     applied: int = 0
     duplicates: int = 0
     dead_lettered: int = 0
@@ -39,6 +42,16 @@ class Accounting:
     @property
     def accounted(self) -> int:
         return self.applied + self.duplicates + self.dead_lettered
+
+    @property
+    def rate(self) -> float | None:
+        """Readings/s accounted from the first look to the last reading; None unless every
+        reading was, or when the worker was done before the first look."""
+        if self.outcome != "accounted" or not self.waited_s or self.first_seen is None:
+            return None
+        if self.first_seen >= self.produced:
+            return None
+        return (self.produced - self.first_seen) / self.waited_s
 
     @property
     def ratio(self) -> float:
@@ -84,6 +97,7 @@ class Accounting:
             "duplicates": self.duplicates,
             "dead_lettered": self.dead_lettered,
             "accounted_ratio": self.ratio,
+            "accounted_at_first_look": self.first_seen,
             "outcome": self.outcome,
             "waited_s": round(self.waited_s, 1),
             "offset_gaps": self.offset_gaps,
@@ -176,6 +190,8 @@ def account(
             acc.applied = int(sum(m["readings"] for m in counts))
             acc.duplicates = int(sum(m["duplicates"] for m in counts))
             acc.dead_lettered = int(sum(m["rejected"] for m in counts))
+            if acc.first_seen is None:
+                acc.first_seen, start = acc.accounted, time.monotonic()
             if acc.accounted != last:
                 if progress is not None:
                     progress.step(acc.accounted - max(last, 0))
