@@ -37,6 +37,8 @@ class Accounting:
     waited_s: float = 0.0
     offset_gaps: dict[str, int] = field(default_factory=dict)
     partitions: list[dict] = field(default_factory=list)  # partition, end, committed, lag
+    # Input messages none of whose readings has a zone-state record (lost, or dead-lettered).
+    unhandled: list[dict] = field(default_factory=list)
     log_tail: str = ""
 
     @property
@@ -66,11 +68,13 @@ class Accounting:
         """One paragraph on what is missing and where the consumer stands.
 
         >>> a = Accounting(50, applied=40, outcome="stalled", waited_s=31.0,
-        ...                partitions=[{"partition": 0, "end": 9, "committed": 9, "lag": 0}])
+        ...                partitions=[{"partition": 0, "end": 9, "committed": 9, "lag": 0}],
+        ...                unhandled=[{"partition": 0, "offset": 4, "readings": 10}])
         >>> print(a.diagnosis())  # doctest: +NORMALIZE_WHITESPACE
         stalled after 31 s: 40 of 50 readings accounted (40 applied, 0 duplicate, 0 dead-lettered;
         10 missing); partitions (end/committed/lag): 0: 9/9/0; consumer lag 0 with readings
-        missing: the consumer moved past them
+        missing: their messages were consumed and committed without being handled; messages
+        with no zone state (partition@offset): 0@4
         """
         missing = self.produced - self.accounted
         text = (
@@ -85,7 +89,16 @@ class Accounting:
             )
             text += f"; partitions (end/committed/lag): {parts}"
             if missing > 0 and all(p["lag"] == 0 for p in self.partitions):
-                text += "; consumer lag 0 with readings missing: the consumer moved past them"
+                text += (
+                    "; consumer lag 0 with readings missing: their messages were consumed and "
+                    "committed without being handled"
+                )
+        if self.unhandled:
+            shown = ", ".join(f"{m['partition']}@{m['offset']}" for m in self.unhandled[:10])
+            more = len(self.unhandled) - 10
+            text += f"; messages with no zone state (partition@offset): {shown}" + (
+                f" and {more} more" if more > 0 else ""
+            )
         if any(self.offset_gaps.values()):
             text += f"; offset gaps {self.offset_gaps}"
         return text
@@ -103,6 +116,8 @@ class Accounting:
             "offset_gaps": self.offset_gaps,
             "partitions": self.partitions,
         }
+        if self.unhandled:
+            out["messages_without_zone_state"] = self.unhandled[:50]
         if self.outcome != "accounted":
             out["diagnosis"] = self.diagnosis()
             if log_lines:
@@ -124,23 +139,21 @@ def offset_gaps(box: Sandbox) -> dict[str, int]:
 
 def partitions(box: Sandbox, topic_name: str = "readings") -> list[dict]:
     """Per partition of the sandbox's topic: end offset, the app's committed offset, lag."""
-    from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition
 
     from streams.config.kafka import client_kwargs
 
-    kwargs = client_kwargs(box.settings())
     topic = box.topic(topic_name)
-    consumer = KafkaConsumer(**kwargs, enable_auto_commit=False)
-    admin = KafkaAdminClient(**kwargs, request_timeout_ms=10_000)
+    # A consumer of the app's group that never subscribes: it reads the group's committed
+    # offsets without joining the group (the workers keep their partitions).
+    group = box.env["CROWDSAFE_APP_ID"]
+    consumer = KafkaConsumer(**client_kwargs(box.settings()), group_id=group,
+                             enable_auto_commit=False)  # fmt: skip
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         ends = consumer.end_offsets(tps)
-        group = box.env["CROWDSAFE_APP_ID"]
-        committed = {
-            tp: meta.offset for tp, meta in admin.list_consumer_group_offsets(group).items()
-        }
+        committed = {tp: consumer.committed(tp) for tp in tps}
     finally:
-        admin.close()
         consumer.close()
     return [
         {
@@ -151,6 +164,33 @@ def partitions(box: Sandbox, topic_name: str = "readings") -> list[dict]:
         }
         for tp in tps
     ]
+
+
+def unhandled(box: Sandbox, idle_s: float = 3.0) -> list[dict]:
+    """Input messages none of whose readings has a record on ``zone-state`` (one per zone per
+    distinct event time): where the missing readings were. Both topics read from the start
+    until nothing new comes for ``idle_s``."""
+    import json
+
+    def everything(topic: str) -> list:
+        return box.consume(box.topic(topic), until=lambda r: False, timeout=120, idle_s=idle_s)
+
+    published = set()
+    for record in everything("zone-state"):
+        body = json.loads(record.value)
+        published.add((body.get("zone_id"), body.get("ts")))
+    out = []
+    for record in everything("readings"):
+        try:
+            body = json.loads(record.value)
+            readings = body.get("readings", [body])
+            keys = {(r.get("zone_id"), r.get("ts")) for r in readings}
+        except (ValueError, AttributeError):
+            continue  # not a reading: dead-lettered, counted there
+        if not keys & published:
+            out.append({"partition": record.partition, "offset": record.offset,
+                        "readings": len(readings)})  # fmt: skip
+    return out
 
 
 def account(
@@ -227,6 +267,10 @@ def _explain(acc: Accounting, boxes: list[Sandbox]) -> None:
         except OSError:
             pass
     acc.offset_gaps = gaps
+    try:
+        acc.unhandled = unhandled(boxes[0])
+    except Exception as exc:  # noqa: BLE001
+        acc.unhandled = [{"partition": None, "offset": None, "error": repr(exc)}]
     tails = []
     for box in boxes:
         try:

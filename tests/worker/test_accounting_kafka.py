@@ -55,11 +55,12 @@ def test_every_reading_is_applied_duplicate_or_dead_lettered(pipeline):
         seq0 = 1_000_000 * (layout + 1)
         valid = story(site, start, seq0)
         duplicates = [r for r in valid if r["seq"] - seq0 in DUPLICATE_TICKS]
-        invalid = [{**valid[i], "count": -1, "seq": seq0 + 10_000 + i} for i in range(INVALID)]
+        invalid = [{**valid[i], "count": -1, "seq": seq0 + 10_000 + i, "ts": valid[i]["ts"] + 1}
+                   for i in range(INVALID)]  # fmt: skip
         # One reading an hour ahead of the wall clock, inside a batch in the second layout:
         # the event-time policy dead-letters it alone, its batch-mates are applied.
         future = {**valid[0], "ts": now_ms + 3_600_000, "seq": seq0 + 20_000}
-        sends = messages([*valid, future], per_message)
+        sends = messages([*valid[:20], future, *valid[20:]], per_message)
         sends += messages(duplicates, per_message)
         sends += [(r["zone_id"].encode(), json.dumps(r).encode()) for r in invalid]
         produced = len(valid) + len(duplicates) + len(invalid) + 1
@@ -85,3 +86,14 @@ def test_every_reading_is_applied_duplicate_or_dead_lettered(pipeline):
     # Every dead letter is on the topic, once.
     records = pipeline.read("deadletter", until=lambda r: len(r) >= dead_letters, timeout=30)
     assert len(records) == dead_letters
+
+    # A wait for readings that never come ends with a diagnosis, not a hang: every offset
+    # committed (Faust commits every 2.8 s), and the only messages with no zone state are the
+    # dead-lettered ones (the invalid ones, and the future reading sent alone in the first
+    # layout).
+    acc = account(pipeline, 10, timeout_s=60, stall_s=8, baseline=[pipeline.metrics()])
+    assert acc.outcome == "stalled" and acc.waited_s < 15
+    assert all(p["lag"] == 0 for p in acc.partitions), acc.partitions
+    assert len(acc.unhandled) == 2 * INVALID + 1, acc.unhandled
+    assert "0 of 10 readings accounted" in acc.diagnosis()
+    assert "committed without being handled" in acc.diagnosis()
