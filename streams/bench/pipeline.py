@@ -152,7 +152,7 @@ def _one_layout(messages: list[tuple[bytes, bytes]], n: int, repeats: int, label
     per_message = n / len(messages)
     raw_med = statistics.median(raw) * per_message
     pipe_med = statistics.median(pipeline) if pipeline else None
-    return {
+    out = {
         "messages": len(messages),
         "raw_aiokafka_consumer_readings_per_s_median": round(raw_med),
         "pipeline_worker_readings_per_s_median": None if pipe_med is None else round(pipe_med),
@@ -163,6 +163,11 @@ def _one_layout(messages: list[tuple[bytes, bytes]], n: int, repeats: int, label
         "accounted_readings_ratio": _worst([a["accounted_ratio"] for a in accounting]),
         "accounting": accounting,
     }
+    if pipe_med is None:  # the summary shows why: the first run's diagnosis
+        out["pipeline_worker_readings_per_s_median_reason"] = next(
+            (a["diagnosis"] for a in accounting if "diagnosis" in a), "no run accounted"
+        )
+    return out
 
 
 def _worst(ratios: list[float]) -> float:
