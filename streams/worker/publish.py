@@ -14,6 +14,7 @@ from streams.ops.partitioning import partition_of
 from streams.schema.incident import Dispatch
 from streams.schema.intake import MAX_MESSAGE_BYTES
 from streams.schema.payloads import SCHEMA_VERSION, DeadLetter
+from streams.worker import faust_compat
 from streams.zone.processor import Outcome
 
 # Compact UTF-8 JSON straight from the payload Structs. A NaN or infinite float would be written
@@ -170,5 +171,8 @@ class Publisher:
         batch, before its table writes (and so before Faust acks it).
         """
         pending, self._pending = self._pending, []
+        if pending:
+            # Nothing more comes in this batch: no point in the producer's linger.
+            faust_compat.send_now(self.w.faust.producer)
         for fut in pending:
             await fut
