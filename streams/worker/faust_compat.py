@@ -48,6 +48,12 @@ def committed_offset(consumer: Any, tp: Any) -> int | None:
     return found.get(tp)
 
 
+def aiokafka_producer(producer: Any) -> Any:
+    """The aiokafka producer a Faust producer (the app's ``producer``) sends with, once started;
+    None before (faust-streaming 0.15: ``Producer._producer``)."""
+    return getattr(producer, "_producer", None)  # noqa: SLF001 - see the module docstring
+
+
 def send_now(producer: Any) -> bool:
     """Make the producer send what it holds back for its linger time at once; False if this
     aiokafka has no such buffers (then they go after the linger, as before).
@@ -59,8 +65,7 @@ def send_now(producer: Any) -> bool:
     caller awaits its own records' futures. A record added afterwards starts a new batch.
     (aiokafka 0.14: ``AIOKafkaProducer._message_accumulator``, ``MessageBatch._builder``.)
     """
-    aio = getattr(producer, "_producer", None)  # Faust's wrapped AIOKafkaProducer
-    acc = getattr(aio, "_message_accumulator", None)  # noqa: SLF001 - see the module docstring
+    acc = getattr(aiokafka_producer(producer), "_message_accumulator", None)
     batches, waiter = getattr(acc, "_batches", None), getattr(acc, "_waiter_future", None)
     if batches is None or waiter is None:
         return False
