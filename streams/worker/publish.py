@@ -119,9 +119,13 @@ class Publisher:
     async def publish(self, zone_id: str, outcome: Outcome, from_readings: bool = True) -> None:
         w, metrics = self.w, self.w.metrics
         now = time.time()
+        kinds: dict[str, int] = {}
+        lag = metrics.lag.observe
         for r in outcome.applied:  # accepted readings; re-deliveries count as duplicates only
-            metrics.readings.labels(r.kind).inc()
-            metrics.lag.observe(max(now - r.ts / 1000, 0))
+            kinds[r.kind] = kinds.get(r.kind, 0) + 1
+            lag(max(now - r.ts / 1000, 0))
+        for kind, n in kinds.items():  # one labelled counter update per kind, not per reading
+            metrics.readings.labels(kind).inc(n)
         metrics.duplicates.inc(outcome.duplicates)
         metrics.seq_resets.inc(outcome.seq_resets)
         key = zone_id.encode()
