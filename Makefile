@@ -3,24 +3,35 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 CROWDSAFE := $(VENV)/bin/crowdsafe
-# The demo needs only Java and Maven (the broker); the tests also use Chromium (the page),
+# The demo needs only Java and Maven (the broker) and crowdsafe's own Python packages; the tests
+# also use the [test] extra (pytest, ruff, onnx, ...), Chromium (the page),
 # Prometheus (rules and dashboards), Alertmanager and amtool (its alerts), kcat (an outside
-# Kafka client) and xmllint (the CAP 1.2 schema check).
+# Kafka client), xmllint (the CAP 1.2 schema check) and docker-compose (`docker-compose config`
+# validates deploy/compose.yaml without a daemon; nothing is built or pulled).
 RUN_PACKAGES := openjdk-17-jre-headless maven
-TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus prometheus-alertmanager kcat libxml2-utils
+TEST_PACKAGES := $(RUN_PACKAGES) chromium prometheus prometheus-alertmanager kcat libxml2-utils \
+  docker-compose
 APT_PACKAGES := $(TEST_PACKAGES)
 # Target-specific: a prerequisite (system-packages) built for `demo` sees the demo's list.
 demo: APT_PACKAGES := $(RUN_PACKAGES)
 
 .PHONY: setup system-packages demo test test-full lint bench kafka-up kafka-down clean
 
-# Python packages into .venv/, re-installed only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# Python packages into .venv/, re-installed only when pyproject.toml changes: the demo's
+# (crowdsafe and what it imports, .installed-run) or also the tests' (the [test] extra, .installed).
+$(VENV)/.installed-run: pyproject.toml
 	@test -x $(PY) || { echo "setup: creating virtual environment $(VENV)/"; python3 -m venv $(VENV); }
 	@echo "setup: installing Python packages (first run takes ~1 min) ..."
 	@$(PY) -m pip install -q --disable-pip-version-check -U pip
-	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@$(PY) -m pip install -q --disable-pip-version-check -e .
 	@touch $@
+
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PY) || { echo "setup: creating virtual environment $(VENV)/"; python3 -m venv $(VENV); }
+	@echo "setup: installing Python packages with the tests' (first run takes ~1 min) ..."
+	@$(PY) -m pip install -q --disable-pip-version-check -U pip
+	@$(PY) -m pip install -q --disable-pip-version-check -e ".[test]"
+	@touch $@ $(VENV)/.installed-run
 
 # Debian packages: what the target being made needs (see APT_PACKAGES above).
 system-packages:
@@ -32,7 +43,7 @@ system-packages:
 
 setup: $(VENV)/.installed
 
-demo: system-packages setup
+demo: system-packages $(VENV)/.installed-run
 	$(CROWDSAFE) demo
 
 # Starts the local broker (jars resolved on first use), runs every test, stops the broker by pid.

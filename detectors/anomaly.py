@@ -24,9 +24,14 @@ and for hourly counts alike):
   mean of recent residuals from the profile alone: a sustained shift); and the *growth* (fast
   minus slow EW residual: rising faster than this hour usually rises). Level and growth are
   divided by their own learned typical size, which absorbs the autocorrelation of real series;
-* the largest |z| maps to ``anomaly_score`` = ``1 - 10 ** -(((|z| - 2) / 3) ** 2)`` (0 below 2
-  robust sigmas, 0.5 at 3.65, 0.9 at 5, 0.99 at 6.2): the same scale of surprise on every zone,
-  so one threshold serves all.
+* each z has a normal tail probability (two-sided; growth one-sided); the smallest, times 4
+  for the statistics looked at (Bonferroni), is mapped to ``anomaly_score = 1 - p ** (1/6)``
+  (0.9 at p = 1e-6, 0.99 at 1e-12; :func:`score_from_p`): the same scale of surprise on every
+  zone, so one threshold serves all. The point, level and growth look again at every reading;
+  the 2-hour shift mean is a new, independent look only once per ``2 * shift_h / ln 2`` hours
+  (5.8 h), so its probability is counted per such window (times ``step / 5.8 h`` at each
+  reading): a slow, sustained shift at 4 sigmas of the day-to-day variation is a rare event
+  for a day, though not for a single reading.
 
 Warm-up: until ``warmup_h`` hours of data have been seen (24 by default) the score is 0.0 and
 :attr:`SeasonalAnomalyDetector.warm` is False; the detector learns without clipping meanwhile.
@@ -115,6 +120,37 @@ def score_from_z(z: float, n_tests: int = 1) -> float:
     (0.9, 0.87)
     """
     return score_from_p(tail_log10(z) + math.log10(n_tests))
+
+
+# The score's 0.9 point: a corrected tail probability of 1e-6 (see score_from_p).
+_ALARM_LOG10_P = -SCORE_POWER - math.log10(_N_TESTS)
+
+
+def _z_at(log10_p: float) -> float:
+    """The two-sided z whose tail probability is ``10 ** log10_p`` (bisection on tail_log10)."""
+    lo, hi = 0.0, 40.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if tail_log10(mid) > log10_p else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+@lru_cache(maxsize=256)
+def _shift_gain_cached(log10_share: float) -> float:
+    return _z_at(_ALARM_LOG10_P) / _z_at(_ALARM_LOG10_P - log10_share)
+
+
+def shift_gain(share: float) -> float:
+    """How much a slow statistic's z is scaled, when a reading is ``share`` of one of its
+    independent looks, so that it reaches the score's 0.9 point at the same false-alarm rate per
+    hour as the point residual (which every reading looks at anew): where a once-per-look tail
+    probability of 1e-6 x ``1 / share`` lies, scaled to where 1e-6 lies.
+
+    >>> shift_gain(1.0), round(shift_gain(1 / 346), 2), round(shift_gain(1 / 4155), 2)
+    (1.0, 1.31, 1.57)
+    """
+    share = min(1.0, max(share, 1e-9))
+    return _shift_gain_cached(round(math.log10(share), 1))  # 0.1 decade: within 1 % of exact
 
 
 @lru_cache(maxsize=8192)
@@ -319,6 +355,7 @@ class SeasonalAnomalyDetector:
         "_lh",
         "_lq",
         "last",
+        "_shift_window_h",
     )
 
     DEFAULTS: dict[str, float] = {
@@ -370,6 +407,9 @@ class SeasonalAnomalyDetector:
         self._lh = ln2 / c["holiday_half_life_h"]
         self._lq = ln2 / c["shift_memory_h"]
         self._lsh = ln2 / c["shift_h"]
+        # An EW mean of white noise with time constant tau = half-life / ln 2 has the variance
+        # of a plain mean of 2 * tau of it: one independent look at a shift per 2 * tau hours.
+        self._shift_window_h = 2.0 * c["shift_h"] / ln2
         # Profiles: EW means with forgetting weights inflated by exp(rate * (t - t_ref)), so
         # forgetting by elapsed time needs no per-bin clock (rescaled now and then).
         self.mu_w = array("f", bytes(4 * WEEK_BINS))
@@ -492,6 +532,8 @@ class SeasonalAnomalyDetector:
         warm = self.warm
         score = 0.0
         if warm:
+            if self.seen_h >= WEEK_H:  # in the first week a shift may be a weekday not seen yet
+                z_shift *= shift_gain(w / self._shift_window_h)
             log10_p = min(
                 tail_log10(z), tail_log10(z_level), tail_log10(z_shift),
                 tail_log10(z_growth, two_sided=False),

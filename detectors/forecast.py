@@ -154,16 +154,26 @@ class DiscountedQuadratic:
             inv = _inverse3(((s0, s1, 0.0), (s1, s2, 0.0), (0.0, 0.0, 1.0)))
         if inv is None:
             return None
-        b = (sy, sty, st2y if degree == 2 else 0.0)
-        c = [sum(inv[i][j] * b[j] for j in range(3)) for i in range(3)]
-        resid_var = max(syy - sum(c[i] * b[i] for i in range(3)), 0.0) / s0
+        # Written out rather than as comprehensions (this runs three times per reading), with
+        # the same operations in the same order as ``sum(inv[i][j] * b[j] for j in range(3))``
+        # and ``scale * inv[i][j] * k[i] * k[j]``: the same floats to the last bit.
+        (i00, i01, i02), (i10, i11, i12), (i20, i21, i22) = inv
+        b2 = st2y if degree == 2 else 0.0
+        c0 = 0.0 + i00 * sy + i01 * sty + i02 * b2
+        c1 = 0.0 + i10 * sy + i11 * sty + i12 * b2
+        c2 = 0.0 + i20 * sy + i21 * sty + i22 * b2
+        resid_var = max(syy - (0.0 + c0 * sy + c1 * sty + c2 * b2), 0.0) / s0
         resid_var *= n_eff / max(n_eff - 1.0 - degree, 1.0)
         # Weighted least squares: Cov ≈ σ² M⁻¹ Σw² / Σw for slowly varying weights; the
         # acceleration is twice the t² coefficient.
         scale = resid_var * sw2 / s0
-        k = (1.0, 1.0, 2.0 if degree == 2 else 0.0)
-        cov = [[scale * inv[i][j] * k[i] * k[j] for j in range(3)] for i in range(3)]
-        return [c[0], c[1], 2.0 * c[2] if degree == 2 else 0.0], cov, resid_var
+        k2 = 2.0 if degree == 2 else 0.0
+        cov = [
+            [scale * i00 * 1.0 * 1.0, scale * i01 * 1.0 * 1.0, scale * i02 * 1.0 * k2],
+            [scale * i10 * 1.0 * 1.0, scale * i11 * 1.0 * 1.0, scale * i12 * 1.0 * k2],
+            [scale * i20 * k2 * 1.0, scale * i21 * k2 * 1.0, scale * i22 * k2 * k2],
+        ]
+        return [c0, c1, 2.0 * c2 if degree == 2 else 0.0], cov, resid_var
 
 
 class DensityForecaster:
@@ -308,19 +318,18 @@ class DensityForecaster:
         now = self.y_last
         if now is None:
             return Forecast()
-        short, long = self.short.fit(), self.long.fit()
+        short = self.short.fit()
         if short is None:  # warming up: only "already there" is known
             return Forecast(now / self.area_m2, None, *self._there(self.warning, now),
                             *self._there(self.critical, now))  # fmt: skip
         (level, rate, _), cov, _ = short
-        accel, accel_var = (long[0][2], long[1][2][2]) if long is not None else (0.0, 0.0)
         recent = self.recent.fit(degree=1)
-        if recent is not None and _apart(recent, short, self.recent.middle(), BREAK_Z):
+        turned = recent is not None and _apart(recent, short, self.recent.middle(), BREAK_Z)
+        if turned:
             # The last minutes left the curve (a turn sharper than its memory: a crowd that
             # stopped rising, a queue released): they alone say where the zone is and goes, in
             # a straight line (Page's 1954 idea: act on a change, not on the average across it).
             (level, rate, _), cov, _ = recent
-            accel, accel_var = 0.0, 0.0
         # Heading there: the rate now is clearly above zero (and the gates', if any, too) ...
         heading = rate > self.min_t * math.sqrt(max(cov[1][1], 0.0))
         if recent is not None:  # ... and not falling over the last minutes (moving away).
@@ -331,6 +340,14 @@ class DensityForecaster:
             gate_rate = self.in_net / self.in_time
             rate = 0.5 * (rate + gate_rate)
             heading = heading and gate_rate > 0.0
+        # The acceleration (the long memory's fit) matters only for a crossing still ahead:
+        # fitted only then (_minutes_to returns before using it otherwise), as it costs a third
+        # of the forecast and most readings are of zones not heading anywhere.
+        accel, accel_var = 0.0, 0.0
+        if heading and not turned and now < self.critical * self.area_m2:
+            long = self.long.fit()
+            if long is not None:
+                accel, accel_var = long[0][2], long[1][2][2]
         cov = [[cov[0][0], cov[0][1], 0.0], [cov[1][0], cov[1][1], 0.0], [0.0, 0.0, accel_var]]
         args = (max(level, 0.0), rate, accel, cov, gate_rate, heading)
         warn = self._minutes_to(self.warning, now, *args)
@@ -491,4 +508,8 @@ def _inverse3(m: tuple[tuple[float, ...], ...]) -> list[list[float]] | None:
     det = a * co[0][0] + b * co[0][1] + c * co[0][2]
     if not det > 1e-12 * abs(a * e * i) or not math.isfinite(det):
         return None
-    return [[x / det for x in row] for row in co]
+    return [
+        [co[0][0] / det, co[0][1] / det, co[0][2] / det],
+        [co[1][0] / det, co[1][1] / det, co[1][2] / det],
+        [co[2][0] / det, co[2][1] / det, co[2][2] / det],
+    ]

@@ -9,6 +9,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    ProcessCollector,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -19,6 +20,7 @@ class CentreMetrics:
         self.registry = r = CollectorRegistry()
         self.feed = feed
         r.register(_FeedCounters(self))
+        ProcessCollector(registry=r)  # the centre's own memory and CPU, as the worker's
         self.sse_clients = Gauge(
             "crowdsafe_centre_sse_clients", "Pages connected to the event stream", registry=r
         )
@@ -81,24 +83,38 @@ class _FeedCounters:
             bad.add_metric([kind], feed.unusable.get(kind, 0) if feed else 0)
         yield read
         yield bad
-        yield self._open_incidents(feed)
+        yield from self._open(feed)
 
     @staticmethod
-    def _open_incidents(feed) -> GaugeMetricFamily:
-        """Open incidents of the whole site by category, severity and state, read from the
-        view at scrape time (the centre sees every zone: workers see only their own)."""
-        family = GaugeMetricFamily(
+    def _open(feed) -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+        """Open incidents of the whole site by category, severity and state, and their alerts
+        not cleared by alert kind and severity, read from the view at scrape time (the centre
+        sees every zone: workers see only their own)."""
+        incidents = GaugeMetricFamily(
             "crowdsafe_incidents_open",
             "Open incidents (not resolved) of the whole site, by category, severity and state",
             labels=["category", "severity", "state"],
         )
+        alerts = GaugeMetricFamily(
+            "crowdsafe_alerts_open",
+            "Alerts not cleared in the site's open incidents, by alert kind and severity",
+            labels=["kind", "severity"],
+        )
         if feed is None:
-            return family
-        counts: dict[tuple[str, str, str], int] = {}
+            return incidents, alerts
+        by_incident: dict[tuple[str, ...], int] = {}
+        by_alert: dict[tuple[str, ...], int] = {}
         with feed.lock:
             for rec in feed.view.incidents():
-                key = (rec["category"], rec["severity"], rec["state"])
-                counts[key] = counts.get(key, 0) + 1
-        for key, n in sorted(counts.items()):
-            family.add_metric(list(key), n)
-        return family
+                _count(by_incident, (rec["category"], rec["severity"], rec["state"]))
+                for member in rec["members"]:
+                    if member["state"] != "cleared":
+                        _count(by_alert, (member["kind"], member["severity"]))
+        for family, counts in ((incidents, by_incident), (alerts, by_alert)):
+            for key, n in sorted(counts.items()):
+                family.add_metric(list(key), n)
+        return incidents, alerts
+
+
+def _count(counts: dict[tuple[str, ...], int], key: tuple[str, ...]) -> None:
+    counts[key] = counts.get(key, 0) + 1

@@ -310,9 +310,23 @@ async def site_info(request: web.Request) -> web.Response:
         "site": {"id": s.id, "name": s.name, "name_zh": s.name_zh, "timezone": s.timezone,
                  "language": s.language},
         "stale_after_s": _stale_after_s(request),
+        "clock": _clock(request.app[CENTRE].settings),
         "max_silence_s": site.incidents.max_silence_s,
         "zones": zones,
     })  # fmt: skip
+
+
+def _clock(settings: Settings) -> dict[str, Any]:
+    """What the page's header says about time: live readings, or a simulation and its speed
+    (event times are the wall clock either way; the simulator compresses its story instead).
+
+    >>> _clock(Settings(centre_simulation_speed=10))
+    {'simulated': True, 'speed': 10.0}
+    >>> _clock(Settings())
+    {'simulated': False, 'speed': None}
+    """
+    speed = settings.centre_simulation_speed
+    return {"simulated": speed is not None, "speed": speed or None}
 
 
 async def zones(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 from typing import get_args
 
@@ -18,7 +19,9 @@ from streams.edge.camera import (
     load_camera_config,
 )
 from streams.edge.camera_files import load_calibration
+from streams.edge.camera_summary import CountTally, frames_to_count, summary, with_progress
 from streams.edge.capture import FrameSource
+from streams.ops.progress import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -78,11 +81,18 @@ def run(args: argparse.Namespace) -> int:
         producer = ReadingProducer()
         sink, items, close = producer.send, source, producer.close
     outages: list[str] = []  # why the camera saw nothing, when it did not
+    tally = CountTally()
 
     def publish(reading: dict) -> None:
         if reading.get("status", "ok") != "ok" and reading.get("reason"):
             outages.append(reading["reason"])
+        tally.add(reading)
         sink(reading)
+
+    # A recording shows progress over its frames (a bar on a terminal, a line every 10 s in a
+    # log); a live camera runs until stopped, so it only says what it did when it stops.
+    progress = Progress(f"camera {args.camera_id}", frames_to_count(source, config.every))
+    items = with_progress(items, config.every, progress)
 
     process = CameraProcess(
         args.camera_id,
@@ -92,17 +102,17 @@ def run(args: argparse.Namespace) -> int:
         flow=False if args.no_flow else None,
         overlay=args.overlay,
     )
+    started = time.monotonic()
     try:
         frames = process.run(items)
     except KeyboardInterrupt:
         frames = process.frames_done
     finally:
         close()
+        progress.done()
     where = f"written to {args.out}" if args.out else "sent"
     why = f" ({outages[-1]})" if not frames and outages else ""
-    print(
-        f"camera {args.camera_id}: {frames} frames counted, {process.readings_out} readings "
-        f"{where}{why}",
-        file=sys.stderr,
-    )
+    readings = f"{process.readings_out} readings {where}{why}"
+    print(summary(args.camera_id, frames, time.monotonic() - started, readings, tally),
+          file=sys.stderr)  # fmt: skip
     return 0 if frames else 1

@@ -38,12 +38,40 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--clock",
+        type=_clock,
         default="17:30",
-        metavar="HH:MM",
-        help="the station's local time the story starts at (default: 17:30, the evening peak)",
+        metavar="HH:MM|now",
+        help="the station's local time the story starts at (default: 17:30, the evening peak; "
+        "now: the station's time now)",
     )
     p.add_argument("--duration", type=float, help="stop after this many wall-clock seconds")
     p.set_defaults(func=run)
+
+
+def _clock(text: str) -> str:
+    """``--clock``: a time of day, or ``now`` (the story follows the station's clock).
+
+    >>> _clock("now"), _clock("08:30")
+    ('now', '08:30')
+    """
+    from streams.commands.simulate import _local_time
+
+    return text if text == "now" else _local_time(text).strftime("%H:%M")
+
+
+def _story(clock: str, site_file: Path) -> str:
+    """When the story starts, on the station's clock, its time zone named (the machine's may
+    differ).
+
+    >>> from streams.config.paths import bundled_site
+    >>> _story("17:30", bundled_site()), _story("now", bundled_site())
+    ('from 17:30 station time (Asia/Shanghai)', "from the station's time now (Asia/Shanghai)")
+    """
+    from streams.config.site import load_site
+
+    tz = load_site(site_file).site.timezone
+    start = f"{clock} station time" if clock != "now" else "the station's time now"
+    return f"from {start} ({tz})"
 
 
 def _spawn(
@@ -58,11 +86,13 @@ def _spawn(
     return procs.spawn(argv, log=out, env=env, stdin=stdin)
 
 
-def _wait_for(url: str, name: str, proc: subprocess.Popen, timeout_s: float = 120) -> None:
+def _wait_for(
+    url: str, name: str, proc: subprocess.Popen, log_dir: Path, timeout_s: float = 120
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"demo: the {name} exited; see its log")
+        if proc.poll() is not None:  # which log, and its end: "see its log" named none
+            raise SystemExit(_exited(name, proc.returncode, log_dir))
         try:
             with urllib.request.urlopen(url, timeout=2):
                 return
@@ -81,7 +111,10 @@ def _say(*parts: str) -> None:
 
 
 def _port_free(port: int) -> bool:
+    """No process listens on ``port``. SO_REUSEADDR as the servers bind: the connections of a
+    demo just stopped (TIME_WAIT, 60 s) must not make the next one say a demo is running."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
         except OSError:
@@ -109,37 +142,44 @@ def run(args: argparse.Namespace) -> int:
     log_dir = settings.state_dir / "demo"
     log_dir.mkdir(parents=True, exist_ok=True)
     broker = None
-    if not os.environ.get("KAFKA_BOOTSTRAP"):
-        config = BrokerConfig.from_settings(settings)
-        if not status(config).running:
-            try:
-                up(config)
-            except KafkaLocalError as exc:
-                raise SystemExit(f"demo: {exc}") from exc
-            broker = config
+    env = dict(os.environ)
     children: dict[str, subprocess.Popen] = {}
     try:
+        if not (env.get("KAFKA_BOOTSTRAP") or env.get("CROWDSAFE_KAFKA_BOOTSTRAP")):
+            config = BrokerConfig.from_settings(settings)
+            # The children reach the broker the demo runs, also on a CROWDSAFE_KAFKA_PORT of its
+            # own (the default bootstrap is 127.0.0.1:9092, whatever the port).
+            env["KAFKA_BOOTSTRAP"] = config.bootstrap
+            if not status(config).running:
+                try:  # Ctrl-C during the start-up stops the half-started broker (kafka_local.up)
+                    up(config, log=_say)
+                except KafkaLocalError as exc:
+                    raise SystemExit(f"demo: {exc}") from exc
+                broker = config
         # Simulated data: its CAP messages say Exercise, never Actual.
-        exercise = {**os.environ, "CROWDSAFE_EXERCISE": "1"}
+        exercise = {**env, "CROWDSAFE_EXERCISE": "1"}
         worker = children["worker"] = _spawn("worker", ["worker"], log_dir, env=exercise)
         metrics = f"http://127.0.0.1:{settings.web_port}/metrics"
         _say(f"demo: starting the worker (log {log_dir / 'worker.log'}) ...")
-        _wait_for(metrics, "worker", worker)
+        _wait_for(metrics, "worker", worker, log_dir)
         # The command centre, with an operator token for this run (or the one set already).
         token = os.environ.get("CROWDSAFE_TOKEN") or secrets.token_urlsafe(18)
-        centre_env = {**os.environ, "CROWDSAFE_TOKEN": token}
+        # The page says "simulated ×N" rather than "live": this run's readings are the story.
+        centre_env = {**env, "CROWDSAFE_TOKEN": token,
+                      "CROWDSAFE_CENTRE_SIMULATION_SPEED": str(args.speed)}  # fmt: skip
         centre = children["centre"] = _spawn("centre", ["centre"], log_dir, env=centre_env)
         url = f"http://127.0.0.1:{settings.centre_port}/"
-        _wait_for(url + "health", "centre", centre)
+        _wait_for(url + "health", "centre", centre, log_dir)
         # The police console, a fresh group from the latest offset: this run's incidents only
         # (it reads no commands: the demo's terminal is for Ctrl-C; open another console to act).
         group = f"demo-dispatch-{int(time.time())}"
         feed = ["dispatch", "--route", "police", "--group", group, "--from", "latest"]
-        children["dispatch"] = _spawn("dispatch", feed, stdin=subprocess.DEVNULL)
+        children["dispatch"] = _spawn("dispatch", feed, env=env, stdin=subprocess.DEVNULL)
         time.sleep(3)  # let the feed join its group before the first alert can exist
-        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat",
-               "--clock", args.clock]  # fmt: skip
-        children["simulate"] = _spawn("simulate", sim, log_dir)
+        sim = ["simulate", "--scenario", args.scenario, "--speed", str(args.speed), "--repeat"]
+        if args.clock != "now":  # without --clock the story starts at the station's time now
+            sim += ["--clock", args.clock]
+        children["simulate"] = _spawn("simulate", sim, log_dir, env=env)
         _say(f"demo: command centre at {url}  ·  worker metrics at {metrics}")
         if os.environ.get("CROWDSAFE_TOKEN"):
             _say("demo: log in there with your CROWDSAFE_TOKEN (an operator)")
@@ -147,9 +187,10 @@ def run(args: argparse.Namespace) -> int:
             _say(f"demo: log in there with the operator token {token} "
                   "(this run only; `crowdsafe users add` makes lasting users)")  # fmt: skip
         _say(
-            f"demo: simulating '{args.scenario}' at {args.speed:g}x; the police console "
-            "(crowdsafe dispatch --route police):"
+            f"demo: simulating '{args.scenario}' {_story(args.clock, settings.site)}, "
+            f"{args.speed:g}x faster than the clock (the page says 'simulated ×{args.speed:g}')"
         )
+        _say("demo: the police console (crowdsafe dispatch --route police), in station time:")
         deadline = time.monotonic() + args.duration if args.duration else None
         while deadline is None or time.monotonic() < deadline:
             for name, proc in children.items():
@@ -159,11 +200,15 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _say("\ndemo: stopping ...")
     finally:
+        # A second Ctrl-C (or SIGTERM) while stopping must not leave the broker running: each
+        # stop below is bounded (20 s, then SIGKILL).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for proc in procs.stop_all(list(children.values())):
             name = next(n for n, p in children.items() if p is proc)
             _say(f"demo: {name} did not stop within 20 s of SIGTERM: killed")
         if broker is not None:
-            down(broker)
+            down(broker, log=_say)  # _say: under `| tee`, tee may be gone by now
     _say("demo: stopped everything it started")
     return 0
 

@@ -316,8 +316,9 @@ def _catch_up(s: _Session) -> None:
         if new and s.args.start != "earliest":
             clients.commit(c, end)
         print(f"dispatch: following {s.topic} as group {s.group}", file=sys.stderr)
-        if not s.args.json:
-            s.say("-- live; type help for commands --")
+        if not s.args.json:  # "type help" only where someone can type (not the demo's feed)
+            typing = sys.stdin is not None and sys.stdin.isatty()
+            s.say("-- live; type help for commands --" if typing else "-- live --")
     finally:
         c.close()
 

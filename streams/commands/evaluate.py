@@ -28,11 +28,14 @@ from streams.offline.evaluation import (
     evaluate,
     forecast_accuracy,
     forecast_alerts,
+    oracle_accuracy,
     score_series,
     synthetic,
+    synthetic_series,
     window,
 )
 from streams.offline.series import read_series
+from streams.ops.progress import Progress
 
 SEEDS = range(5)
 SHIFT_SEEDS = range(20)  # the level shift: one event per run, so more runs
@@ -121,21 +124,39 @@ def run(args: argparse.Namespace) -> int:
         "the share of them at or above 0.9 and 0.99 is the score's calibration (under the "
         "detector's own model of normal: 1e-6 and 1e-12 per independent look).",
     ]
-    lines += _melbourne(args.data, args.threshold)
-    lines += _calit2(args.data, args.threshold)
-    seeds = range(1) if args.quick else SEEDS
-    lines += _synthetic(seeds, args.threshold)
-    forecast_seeds = range(1) if args.quick else FORECAST_SEEDS
-    lines += _forecast_table(*_forecasts(forecast_seeds, site, (w.warning, w.critical)))
+    # Each section shows its progress, then says in one line what it found (standard error;
+    # the report goes to standard output and the file).
+    for section, summary in (
+        _melbourne(args.data, args.threshold),
+        _calit2(args.data, args.threshold),
+        _synthetic(range(1) if args.quick else SEEDS, args.threshold),
+        _forecast_section(range(1) if args.quick else FORECAST_SEEDS, site, (w.warning, w.critical)),
+    ):  # fmt: skip
+        lines += section
+        _say(summary)
     lines += ["", f"_Run time {time.monotonic() - started:.0f} s._", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))
     print("\n".join(lines))
-    print(f"evaluate: written to {args.out}", file=sys.stderr)
+    _say(f"done in {time.monotonic() - started:.0f} s, report written to {args.out}")
     return 0
 
 
-def _melbourne(data: Path, thr: float) -> list[str]:
+def _say(text: str) -> None:
+    print(f"evaluate: {text}", file=sys.stderr, flush=True)
+
+
+def _found(m: Metrics) -> str:
+    """What a section found, in a few words.
+
+    >>> m = Metrics("x", events=8, detected=7, weeks_other=10.0, fa_other=3)
+    >>> _found(m)
+    '7/8 events detected, 0.30 false alarms a week'
+    """
+    return f"{m.detected}/{m.events} events detected, {m.fa_all_days:.2f} false alarms a week"
+
+
+def _melbourne(data: Path, thr: float) -> tuple[list[str], str]:
     lines = [
         "",
         "## Melbourne pedestrian counts (hourly, 2012-01-01 to 2015-02-15)",
@@ -152,6 +173,7 @@ def _melbourne(data: Path, thr: float) -> list[str]:
     blind = Metrics("all five, no calendar")
     missed: list[str] = []
     calendar = SiteCalendar(MELBOURNE_CALENDAR, UTC)
+    progress = Progress("evaluate: Melbourne sensors", len(melb))
     for path in melb:
         ts, vs = _series(path)
         scores = score_series(ts, vs, calendar=calendar)
@@ -161,15 +183,17 @@ def _melbourne(data: Path, thr: float) -> list[str]:
         total.merge(m)
         blind.merge(evaluate(path.stem, ts, vs, score_series(ts, vs), MELBOURNE_EVENTS,
                              MELBOURNE_KNOWN, thr))  # fmt: skip
+        progress.step()
+    progress.done()
     if not melb:
-        return [*lines, "| (no Melbourne files found) |" + " |" * 9]
+        return [*lines, "| (no Melbourne files found) |" + " |" * 9], "Melbourne: no files found"
     return [
         *lines, _row(total, "h"), _row(blind, "h"), "",
         "Missed: " + ("; ".join(missed) or "none") + ".",
-    ]  # fmt: skip
+    ], f"Melbourne, {len(melb)} sensors: {_found(total)}"  # fmt: skip
 
 
-def _calit2(data: Path, thr: float) -> list[str]:
+def _calit2(data: Path, thr: float) -> tuple[list[str], str]:
     lines = [
         "",
         "## CalIt2 building door counts (30 min, 2005-07-24 to 2005-11-05)",
@@ -180,19 +204,29 @@ def _calit2(data: Path, thr: float) -> list[str]:
         "",
         HEADER,
     ]
-    for name in ("cal-inflow_clean.csv", "cal-outflow_clean.csv"):
-        path = data / "calit2-door-counts" / name
-        if path.exists():
-            ts, vs = _series(path)
-            cal = SiteCalendar(CALIT2_CALENDAR, UTC)
-            holidays = _holiday_windows(cal, ts)
-            scores = score_series(ts, vs, calendar=cal)
-            m = evaluate(path.stem, ts, vs, scores, known=holidays, threshold=thr)
-            lines.append(_row(m, "h", False))
-    return lines
+    paths = [data / "calit2-door-counts" / name
+             for name in ("cal-inflow_clean.csv", "cal-outflow_clean.csv")]  # fmt: skip
+    paths = [p for p in paths if p.exists()]
+    total = Metrics("CalIt2")
+    progress = Progress("evaluate: CalIt2 series", len(paths))
+    for path in paths:
+        ts, vs = _series(path)
+        cal = SiteCalendar(CALIT2_CALENDAR, UTC)
+        holidays = _holiday_windows(cal, ts)
+        scores = score_series(ts, vs, calendar=cal)
+        m = evaluate(path.stem, ts, vs, scores, known=holidays, threshold=thr)
+        lines.append(_row(m, "h", False))
+        total.merge(m)
+        progress.step()
+    progress.done()
+    if not paths:
+        return lines, "CalIt2: no files found"
+    return lines, (
+        f"CalIt2, {len(paths)} series (unlabelled): {total.fa_all_days:.2f} alarms a week"
+    )
 
 
-def _synthetic(seeds: range, thr: float) -> list[str]:
+def _synthetic(seeds: range, thr: float) -> tuple[list[str], str]:
     lines = [
         "",
         "## Synthetic station zone (a reading a minute on average, irregular; 5 weeks)",
@@ -204,16 +238,23 @@ def _synthetic(seeds: range, thr: float) -> list[str]:
         "",
         HEADER,
     ]
-    for scenario in SCENARIOS:
+    runs = {scenario: SHIFT_SEEDS if scenario == "level-shift" else seeds for scenario in SCENARIOS}
+    progress = Progress("evaluate: synthetic runs", sum(map(len, runs.values())))
+    every = Metrics("synthetic")
+    for scenario, scenario_seeds in runs.items():
         total = Metrics(scenario)
-        for seed in SHIFT_SEEDS if scenario == "level-shift" else seeds:
+        for seed in scenario_seeds:
             ts, vs, events = synthetic(scenario, seed)
             scores = score_series(ts, vs)
             total.merge(
                 evaluate(scenario, ts, vs, scores, events, threshold=thr, merge_gap_ms=1_800_000)
             )
+            progress.step()
         lines.append(_row(total, "min"))
-    return lines
+        every.merge(total)
+    progress.done()
+    n = progress.total
+    return lines, f"synthetic, {n} runs of {len(runs)} scenarios: {_found(every)}"
 
 
 def _holiday_windows(calendar: SiteCalendar, ts: list[int]) -> list[Window]:
@@ -226,8 +267,22 @@ def _holiday_windows(calendar: SiteCalendar, ts: list[int]) -> list[Window]:
     ]
 
 
-def _forecasts(
+def _forecast_section(
     seeds: range, site: Site, walkway: tuple[float, float]
+) -> tuple[list[str], str]:
+    progress = Progress("evaluate: forecast seeds", len(seeds))
+    seeds, leads, alerts, (n, minutes) = _forecasts(seeds, site, walkway, progress)
+    progress.done()
+    floor = _oracle(seeds, walkway[1] * SYNTHETIC_AREA_M2)
+    ahead = f", a median {median(minutes):.1f} min ahead" if minutes else ""
+    return _forecast_table(seeds, leads, alerts, (n, minutes), floor), (
+        f"forecast, {len(seeds)} seeds: {len(minutes)}/{n} crossings of critical alerted "
+        f"before{ahead}; {alerts.false_per_week:.2f} false forecast alerts a week"
+    )
+
+
+def _forecasts(
+    seeds: range, site: Site, walkway: tuple[float, float], progress: Progress | None = None
 ) -> tuple[range, list[LeadAccuracy], ForecastAlerts, tuple[int, list[float]]]:
     """The forecaster on the slow build-ups (accuracy, and how far ahead the forecast alert came)
     and the forecast alert on the normal zones (false alerts), as the worker runs them."""
@@ -250,7 +305,19 @@ def _forecasts(
         ts, vs, _ = synthetic("normal", seed)
         fc = DensityForecaster(SYNTHETIC_AREA_M2, *walkway)
         alerts.merge(forecast_alerts(ts, vs, fc, policy))
+        if progress is not None:
+            progress.step()
     return seeds, leads, alerts, ahead
+
+
+def _oracle(seeds: range, limit: float) -> list[LeadAccuracy]:
+    """The noise floor of the build-ups' forecasts (:func:`oracle_accuracy`), over ``seeds``."""
+    floor = [LeadAccuracy(lead) for lead in (30.0, 15.0, 5.0)]
+    for seed in seeds:
+        got = oracle_accuracy(synthetic_series("slow-build-up", seed), limit)
+        for a, b in zip(floor, got, strict=True):
+            a.merge(b)
+    return floor
 
 
 def _forecast_table(
@@ -258,6 +325,7 @@ def _forecast_table(
     leads: list[LeadAccuracy],
     alerts: ForecastAlerts,
     ahead: tuple[int, list[float]],
+    floor: list[LeadAccuracy] | None = None,
 ) -> list[str]:
     lines = [
         "",
@@ -266,16 +334,20 @@ def _forecast_table(
         f"{len(seeds)} seeds. Zone of {SYNTHETIC_AREA_M2:.0f} m² walkway (critical 3 p/m²). "
         "For each build-up that crossed critical (median of five readings at or over it): the "
         "forecast made that many minutes before the crossing; coverage: share of the forecasts "
-        "given whose band held the true crossing.",
+        "given whose band held the true crossing. Noise floor: the median abs error of an oracle "
+        "that knows the noise-free crowd ahead and the wander now (its expected path), missing "
+        "only the wander to come and the counting noise, which no forecaster can know.",
         "",
-        "| lead | crossings | forecast given | median abs error | truth inside band |",
-        "|---|---|---|---|---|",
+        "| lead | crossings | forecast given | median abs error | truth inside band "
+        "| noise floor (oracle) |",
+        "|---|---|---|---|---|---|",
     ]
-    for a in leads:
+    floors = floor or [LeadAccuracy(a.lead_min) for a in leads]
+    for a, f in zip(leads, floors, strict=True):
         share = f"{a.in_band}/{a.forecasts} ({a.coverage:.0%})" if a.coverage is not None else "–"
         lines.append(
             f"| {a.lead_min:.0f} min | {a.crossings} | {a.forecasts} "
-            f"| {_fmt(a.median_abs_error, ' min')} | {share} |"
+            f"| {_fmt(a.median_abs_error, ' min')} | {share} | {_fmt(f.median_abs_error, ' min')} |"
         )
     n, minutes = ahead
     lines += [

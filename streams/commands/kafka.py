@@ -20,6 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     down = actions.add_parser("down", help="stop the broker")
     down.add_argument("--timeout", type=float, default=30.0, help="seconds before SIGKILL")
     actions.add_parser("status", help="up or down, pid, address, data dir (exit 3 if down)")
+    actions.add_parser(
+        "topics",
+        help="create the app's missing topics on KAFKA_BOOTSTRAP (any cluster; idempotent)",
+        description="Create the app's topics with CROWDSAFE_TOPIC_PARTITIONS partitions and "
+        "CROWDSAFE_REPLICATION_FACTOR replicas, connecting with the KAFKA_* settings; an "
+        "existing topic with another partition count is an error (exit 1). The init step of "
+        "deploy/compose.yaml, so producers never wait for a topic the worker has not made yet.",
+    )
     acls = actions.add_parser(
         "acls",
         help="create the app's topics and ACLs on a secured cluster (run as a super user)",
@@ -34,7 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         ("operator", "operators: acknowledge, resolve, silence (and write any --operator-topic)"),
     ]:
         acls.add_argument(f"--{role}", action="append", default=[], metavar="USER", help=what)
-    acls.add_argument("--operator-topic", action="append", default=[], metavar="TOPIC")
+    acls.add_argument(
+        "--operator-topic", action="append", default=[], metavar="TOPIC",
+        help="another topic the operators may write (repeatable)",
+    )  # fmt: skip
     acls.add_argument("--dry-run", action="store_true", help="print the ACLs, change nothing")
     p.set_defaults(func=run)
 
@@ -69,9 +80,26 @@ def run_acls(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_topics() -> int:
+    from kafka.errors import KafkaError
+
+    from streams.config.kafka import KafkaConfigError
+
+    settings = get_settings()
+    try:
+        created = ensure_app_topics(settings)
+    except (KafkaConfigError, KafkaError, TopicPartitionsMismatch) as e:
+        print(f"crowdsafe kafka topics: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    print(f"kafka: created topics {', '.join(created)}" if created else "kafka: topics present")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "acls":
         return run_acls(args)
+    if args.action == "topics":
+        return run_topics()
     settings = get_settings()
     config = kafka_local.BrokerConfig.from_settings(settings)
     try:

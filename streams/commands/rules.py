@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from streams.config.paths import checkout_root
+from streams.config.settings import get_settings
 
 _RUNBOOK = re.compile(r"^(?P<indent>\s+)runbook: (?P<path>\S+)\s*$")
 
@@ -41,9 +42,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--runbook-base-url",
-        required=True,
         metavar="URL",
-        help="where this repository's docs/ are served (http or https)",
+        help="where this repository's docs/ are served (http or https; default: the setting "
+        "CROWDSAFE_RUNBOOK_BASE_URL)",
     )
     p.add_argument(
         "--rules",
@@ -55,6 +56,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.runbook_base_url is None:
+        args.runbook_base_url = get_settings().runbook_base_url
+    if args.runbook_base_url is None:
+        print("rules: no runbook base URL: pass --runbook-base-url URL or set "
+              "CROWDSAFE_RUNBOOK_BASE_URL", file=sys.stderr)  # fmt: skip
+        return 2
     if not re.match(r"^https?://\S+$", args.runbook_base_url):
         print(f"rules: --runbook-base-url must be an http(s) URL, got {args.runbook_base_url!r}",
               file=sys.stderr)  # fmt: skip

@@ -16,10 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Roles: viewer (read), operator (also acknowledge and raise manual "
         "incidents), supervisor (also resolve and silence). Only a hash of the token is kept.",
     )
-    a.add_argument("name")
-    a.add_argument("--role", required=True, choices=["viewer", "operator", "supervisor"])
+    a.add_argument("name", help="the user's name, as the audit records their actions")
+    a.add_argument(
+        "--role", required=True, choices=["viewer", "operator", "supervisor"],
+        help="what they may do (see above)",
+    )  # fmt: skip
     rm = actions.add_parser("remove", help="remove a user (their sessions end)")
-    rm.add_argument("name")
+    rm.add_argument("name", help="the user to remove")
     actions.add_parser("list", help="the users and their roles")
     for q in (a, rm, *actions.choices.values()):
         if not any(x.dest == "file" for x in q._actions):

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
     centre_open_data_hours: int = Field(24, ge=1, le=24 * 31)
     # How long a page login lasts without use.
     centre_session_idle_s: float = Field(12 * 3600.0, gt=0)
+    # The readings come from the simulator, its story this many times faster than the clock:
+    # the page then says "simulated ×N" instead of "live" (the demo sets it; 0: simulated, speed
+    # not told). The centre cannot tell from the zone states, which do not say.
+    centre_simulation_speed: float | None = Field(None, ge=0)
+    # Where this repository's docs/ are served: `crowdsafe rules` links each alert rule's runbook.
+    runbook_base_url: str | None = Field(None, pattern=r"^https?://\S+$")
     # How long the group waits for a silent worker before giving its partitions to another.
     session_timeout_s: float = Field(10.0, ge=6, le=300)
     # A worker asked to stop (SIGTERM, Ctrl-C) that has not exited after this long exits hard:

@@ -84,6 +84,21 @@ class FrameSource:
     def _now_ms(self) -> int:
         return int(self.clock() * 1000)
 
+    def total_frames(self) -> int | None:
+        """Frames a recording holds (None: a live source, or a file that does not say)."""
+        if self.kind == "dir":
+            return len(image_files(Path(self.spec)))
+        if self.kind == "live":
+            return None
+        cap = self.open_capture(self.spec)
+        if cap is None:
+            return None
+        try:
+            n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+        finally:
+            cap.release()
+        return n if n > 0 else None
+
     def __iter__(self) -> Iterator[Frame | Outage]:
         if self.kind == "dir":
             yield from self._folder()

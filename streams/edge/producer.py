@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 
 from streams.config.kafka import client_kwargs
 from streams.config.settings import get_settings
@@ -53,9 +53,23 @@ class ReadingProducer:
         self.failed += 1
         self.last_error = exc
 
+    def _send(self, **kwargs: Any):
+        """The client's send; a topic the broker does not know is said as such (kafka-python
+        says only "Failed to update metadata after 60.0 secs")."""
+        try:
+            return self._producer.send(self.topic, **kwargs)
+        except KafkaTimeoutError as exc:
+            if "metadata" not in str(exc):
+                raise
+            raise KafkaTimeoutError(
+                f"topic {self.topic} unknown to the broker or the broker does not answer ({exc}); "
+                "brokers set up by crowdsafe create no topic on first use: `crowdsafe kafka "
+                "topics` creates the app's"
+            ) from exc
+
     def send(self, reading: dict[str, Any]) -> None:
         value = json.dumps({"v": 1, **reading}, separators=(",", ":")).encode()
-        self._track(self._producer.send(self.topic, key=reading["zone_id"].encode(), value=value))
+        self._track(self._send(key=reading["zone_id"].encode(), value=value))
 
     def send_batch(self, readings: list[dict[str, Any]]) -> None:
         """One message for several readings of one zone (a tick of its sources): the worker's
@@ -64,14 +78,12 @@ class ReadingProducer:
         if len(zones) != 1:
             raise ValueError(f"a batch holds readings of one zone, got {sorted(zones)}")
         value = json.dumps({"v": 1, "readings": readings}, separators=(",", ":")).encode()
-        self._track(self._producer.send(self.topic, key=zones.pop().encode(), value=value))
+        self._track(self._send(key=zones.pop().encode(), value=value))
 
     def send_raw(self, key: bytes | None, value: bytes | None, partition: int | None = None):
         """Publish bytes as they are (tests and replay of captured traffic), to ``partition``
         if given; the send's future (its ``RecordMetadata``: partition, offset)."""
-        return self._track(
-            self._producer.send(self.topic, key=key, value=value, partition=partition)
-        )
+        return self._track(self._send(key=key, value=value, partition=partition))
 
     def flush(self) -> None:
         self._producer.flush()

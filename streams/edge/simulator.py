@@ -127,7 +127,8 @@ class Simulator:
         self.tz = ZoneInfo(site.site.timezone)
         self.surge = Surge(surge_zone or _default_surge_zone(site)) if scenario == "surge" else None
         if surge_zone and surge_zone not in site.zone_by_id:
-            raise ValueError(f"unknown zone '{surge_zone}'")
+            known = ", ".join(sorted(site.zone_by_id))
+            raise ValueError(f"unknown zone '{surge_zone}' (site {site.site.id}: {known})")
         cameras = [s.id for s in site.sources if s.kind == "camera"]
         self.outage = (
             Outage(blind_source or cameras[0]) if scenario == "blind-camera" and cameras else None

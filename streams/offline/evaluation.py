@@ -249,6 +249,23 @@ def station_rhythm(hour_of_week: np.ndarray) -> np.ndarray:
     return 2.0 + morning + midday + evening
 
 
+# Memory of the synthetic zones' minute-to-minute variation (an AR(1) on the log scale).
+AR_MEMORY_S = 1200.0
+
+
+@dataclass(frozen=True, slots=True)
+class SyntheticSeries:
+    """A synthetic series and how it was made: ``trend`` is the noise-free crowd (rhythm x the
+    day's factor x the event), ``ar`` the log-scale wander on top of it at each reading; the
+    values are Poisson counts of ``trend * exp(ar)`` (with a camera's 3 % miscounts)."""
+
+    ts: list[int]
+    values: list[float | None]
+    events: list[Window]
+    trend: np.ndarray
+    ar: np.ndarray
+
+
 def synthetic(
     scenario: str, seed: int, weeks: int = 5, mean_step_s: float = 60.0
 ) -> tuple[list[int], list[float | None], list[Window]]:
@@ -258,6 +275,14 @@ def synthetic(
     >>> len(ev), all(b > a for a, b in zip(ts, ts[1:])), min(v for v in vs if v is not None)
     (4, True, 0.0)
     """
+    series = synthetic_series(scenario, seed, weeks, mean_step_s)
+    return series.ts, series.values, series.events
+
+
+def synthetic_series(
+    scenario: str, seed: int, weeks: int = 5, mean_step_s: float = 60.0
+) -> SyntheticSeries:
+    """:func:`synthetic`, with the noise-free trend and the wander kept."""
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario {scenario!r}; one of {SCENARIOS}")
     rng = np.random.default_rng(seed)
@@ -275,10 +300,11 @@ def synthetic(
     x = 0.0
     innov = rng.normal(0.0, 1.0, size=len(t_s))
     for i, dt in enumerate(steps[: len(t_s)]):
-        rho = math.exp(-dt / 1200.0)
+        rho = math.exp(-dt / AR_MEMORY_S)
         x = rho * x + math.sqrt(1.0 - rho * rho) * 0.06 * innov[i]
         ar[i] = x
-    level = mean * day_factor * np.exp(ar)
+    trend = mean * day_factor
+    level = trend * np.exp(ar)
 
     events: list[Window] = []
     if scenario != "normal":
@@ -291,17 +317,19 @@ def synthetic(
             u = t_s - start_s
             if scenario == "surge":  # 1.8 x for 30 minutes, three-minute onset
                 end_s = 1800.0
-                level *= 1.0 + 0.8 * np.clip(u / 180.0, 0, 1) * ((u >= 0) & (u <= end_s))
+                factor = 1.0 + 0.8 * np.clip(u / 180.0, 0, 1) * ((u >= 0) & (u <= end_s))
             elif scenario == "blind-camera":  # reads zero for an hour
                 end_s = 3600.0
-                level *= np.where((u >= 0) & (u <= end_s), 0.0, 1.0)
+                factor = np.where((u >= 0) & (u <= end_s), 0.0, 1.0)
             elif scenario == "slow-build-up":  # to 2.5 x over 90 minutes, held 30
                 end_s = 7200.0
                 ramp = 1.0 + 1.5 * np.clip(u / 5400.0, 0, 1)
-                level *= np.where((u >= 0) & (u <= end_s), ramp, 1.0)
+                factor = np.where((u >= 0) & (u <= end_s), ramp, 1.0)
             else:  # level shift: 1.5 x from then on; detected within a day or missed
                 end_s = 86400.0
-                level *= np.where(u >= 0, 1.5, 1.0)
+                factor = np.where(u >= 0, 1.5, 1.0)
+            level *= factor
+            trend = trend * factor
             events.append(
                 Window(
                     t0 + int(start_s * 1000),
@@ -317,7 +345,7 @@ def synthetic(
         for i in range(start, min(start + 10, len(values))):
             values[i] = None
     ts = [t0 + int(s * 1000) for s in t_s]
-    return ts, values, events
+    return SyntheticSeries(ts, values, events, trend, ar)
 
 
 # -- labels of the real recordings ------------------------------------------------------------
@@ -426,21 +454,58 @@ def forecast_accuracy(
     forecasts = [forecaster.update(t, v) for t, v in zip(ts_ms, values, strict=True)]
     limit = forecaster.critical * forecaster.area_m2
     out = [LeadAccuracy(lead) for lead in leads_min]
+    for acc, crossing, i in _looks_ahead(ts_ms, values, events, limit, out):
+        f = forecasts[i]
+        if f.minutes_to_critical is None:
+            continue
+        acc.forecasts += 1
+        truth = (crossing - ts_ms[i]) / MINUTE_MS
+        acc.abs_errors.append(abs(f.minutes_to_critical - truth))
+        if f.critical_low is not None and f.critical_low <= truth <= (f.critical_high or 0):
+            acc.in_band += 1
+    return out
+
+
+def _looks_ahead(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    events: Iterable[Window],
+    limit: float,
+    accs: list[LeadAccuracy],
+) -> Iterable[tuple[LeadAccuracy, int, int]]:
+    """For each crossing inside ``events`` and each lead: (its accuracy, the crossing, the index
+    of the last reading ``lead_min`` or more before it), the accuracy's crossings counted."""
     for crossing in first_crossings(ts_ms, values, events, limit):
-        for acc in out:
+        for acc in accs:
             at = crossing - acc.lead_min * MINUTE_MS
             i = max((j for j, t in enumerate(ts_ms) if t <= at), default=None)
-            if i is None:
-                continue
-            acc.crossings += 1
-            f = forecasts[i]
-            if f.minutes_to_critical is None:
-                continue
-            acc.forecasts += 1
-            truth = (crossing - ts_ms[i]) / MINUTE_MS
-            acc.abs_errors.append(abs(f.minutes_to_critical - truth))
-            if f.critical_low is not None and f.critical_low <= truth <= (f.critical_high or 0):
-                acc.in_band += 1
+            if i is not None:
+                acc.crossings += 1
+                yield acc, crossing, i
+
+
+def oracle_accuracy(
+    series: SyntheticSeries, limit: float, leads_min: Sequence[float] = (30.0, 15.0, 5.0)
+) -> list[LeadAccuracy]:
+    """The noise floor of :func:`forecast_accuracy`: an oracle that knows the noise-free crowd
+    ahead (``series.trend``) and today's wander (``series.ar`` now, fading with its memory, its
+    expected path) foretells each crossing; what it still misses is the wander yet to come and
+    the counting noise, which no forecaster can know. The crossing rule takes the median of five
+    readings, so the oracle looks at the third of them.
+
+    >>> s = synthetic_series("slow-build-up", seed=0, weeks=3)
+    >>> [a.forecasts > 0 for a in oracle_accuracy(s, 1800.0)]
+    [True, True, True]
+    """
+    ts, trend, ar = series.ts, series.trend, series.ar
+    out = [LeadAccuracy(lead) for lead in leads_min]
+    for acc, crossing, i in _looks_ahead(ts, series.values, series.events, limit, out):
+        for j in range(i, len(ts) - 2):
+            fade = math.exp(-(ts[j + 2] - ts[i]) / 1000.0 / AR_MEMORY_S)
+            if trend[j + 2] * math.exp(ar[i] * fade) >= limit:
+                acc.forecasts += 1
+                acc.abs_errors.append(abs(ts[j] - crossing) / MINUTE_MS)
+                break
     return out
 
 

@@ -397,7 +397,7 @@ def up(config: BrokerConfig, timeout_s: float = 90.0, log: Log = print) -> Broke
     config.pid_file.write_text(f"{proc.pid}\n")
     try:
         _wait_ready(config, proc.pid, timeout_s)
-    except BrokerStartError:
+    except BaseException:  # a failed start, or Ctrl-C while waiting (the JVM has its own session)
         _stop_pid(proc.pid, grace_s=10)  # never leave a half-started JVM behind
         config.pid_file.unlink(missing_ok=True)
         raise

@@ -127,6 +127,9 @@ def faust_app(settings: Settings) -> faust.App:
         store=settings.store,
         datadir=str(settings.worker_state_dir),
         topic_partitions=settings.topic_partitions,
+        # Faust's own topics (the tables' changelogs: all the zones' learned state) are
+        # replicated as the app's, not with Faust's default of 1.
+        topic_replication_factor=settings.replication_factor,
         web_host=settings.web_host,
         web_bind=settings.web_host,  # Faust binds 0.0.0.0 unless told
         web_port=settings.web_port,
@@ -141,6 +144,9 @@ def faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_s,
         broker_heartbeat_interval=max(1.0, settings.session_timeout_s / 5),
         producer_linger=0.02,
+        # A record batch holds ~700 zone states (Faust's default, 16 KB, ~20): fewer produce
+        # requests, and a batch's zone states of one partition go in one or a few of them.
+        producer_max_batch_size=512 * 1024,
         # What an edge producer can send (kafka-python's and the Java client's 1 MiB), the worker
         # can send on: a re-routed message of up to 1 MB plus key and headers (Faust: 1,000,000).
         producer_max_request_size=1_048_576,

@@ -48,6 +48,35 @@ def committed_offset(consumer: Any, tp: Any) -> int | None:
     return found.get(tp)
 
 
+def aiokafka_producer(producer: Any) -> Any:
+    """The aiokafka producer a Faust producer (the app's ``producer``) sends with, once started;
+    None before (faust-streaming 0.15: ``Producer._producer``)."""
+    return getattr(producer, "_producer", None)  # noqa: SLF001 - see the module docstring
+
+
+def send_now(producer: Any) -> bool:
+    """Make the producer send what it holds back for its linger time at once; False if this
+    aiokafka has no such buffers (then they go after the linger, as before).
+
+    The agent sends a batch's records, then waits for all of them before it writes the table and
+    commits: by then nothing more is coming, and the last records' linger (20 ms) was pure
+    waiting, a fifth of a small batch's time. This is what aiokafka's ``flush_for_commit`` does
+    for a transaction (close the open batches, wake the sender), without its waiting: the
+    caller awaits its own records' futures. A record added afterwards starts a new batch.
+    (aiokafka 0.14: ``AIOKafkaProducer._message_accumulator``, ``MessageBatch._builder``.)
+    """
+    acc = getattr(aiokafka_producer(producer), "_message_accumulator", None)
+    batches, waiter = getattr(acc, "_batches", None), getattr(acc, "_waiter_future", None)
+    if batches is None or waiter is None:
+        return False
+    for queue in batches.values():
+        for batch in queue:
+            batch._builder.close()  # noqa: SLF001 - a closed batch no longer lingers
+    if not waiter.done():
+        waiter.set_result(None)  # wakes the sender, which drains closed batches at once
+    return True
+
+
 def check() -> None:
     """Raise if this Faust version no longer has the private method this module relies on."""
     from faust.streams import Stream

@@ -14,6 +14,7 @@ from streams.ops.partitioning import partition_of
 from streams.schema.incident import Dispatch
 from streams.schema.intake import MAX_MESSAGE_BYTES
 from streams.schema.payloads import SCHEMA_VERSION, DeadLetter
+from streams.worker import faust_compat
 from streams.zone.processor import Outcome
 
 # Compact UTF-8 JSON straight from the payload Structs. A NaN or infinite float would be written
@@ -67,6 +68,9 @@ class Publisher:
         # Records sent in this batch, not yet confirmed by the broker: awaited by
         # :meth:`delivered` before the table records the readings they came from.
         self._pending: list = []
+        # Zone-state records (key, value) of this batch, in order, not sent yet (delivered()).
+        self._zone_states: list[tuple[bytes, bytes]] = []
+        self._zone_partitions: dict[tuple[bytes, int], int] = {}
 
     async def dead_letter(
         self, event: faust.EventT, reason: str, code: str, value: bytes | None = None
@@ -115,22 +119,23 @@ class Publisher:
     async def publish(self, zone_id: str, outcome: Outcome, from_readings: bool = True) -> None:
         w, metrics = self.w, self.w.metrics
         now = time.time()
+        kinds: dict[str, int] = {}
+        lag = metrics.lag.observe
         for r in outcome.applied:  # accepted readings; re-deliveries count as duplicates only
-            metrics.readings.labels(r.kind).inc()
-            metrics.lag.observe(max(now - r.ts / 1000, 0))
+            kinds[r.kind] = kinds.get(r.kind, 0) + 1
+            lag(max(now - r.ts / 1000, 0))
+        for kind, n in kinds.items():  # one labelled counter update per kind, not per reading
+            metrics.readings.labels(kind).inc(n)
         metrics.duplicates.inc(outcome.duplicates)
         metrics.seq_resets.inc(outcome.seq_resets)
         key = zone_id.encode()
         if outcome.zone_state is not None:
             w.view.add_zone_state(outcome.zone_state)
             metrics.observe_zone(outcome.zone_state, from_readings)
-        topic_name = w.topics.zone_state.get_topic_name()
-        for zone_state in outcome.zone_states:
-            # Straight to the transport's producer: many small records per batch, and Faust's
-            # topic.send bookkeeping (futures, callbacks) per record costs more than the work.
-            self._pending.append(
-                await w.faust.producer.send(topic_name, key, to_json(zone_state), None, None, None)
-            )
+        # Sent by delivered(), a record batch per partition: many small records per batch, and
+        # a send's bookkeeping per record (Faust's or aiokafka's: future, partitioner, metadata
+        # wait) costs more than the work.
+        self._zone_states.extend((key, to_json(zs)) for zs in outcome.zone_states)
         for alert in outcome.alerts:  # published as incidents (publish_incidents)
             metrics.alerts.labels(alert.kind, alert.severity, alert.state).inc()
             w.view.add_alert(alert)
@@ -169,6 +174,45 @@ class Publisher:
         offset may be committed before its dead letter or re-routed copy is safe. One wait per
         batch, before its table writes (and so before Faust acks it).
         """
+        await self._send_zone_states()
         pending, self._pending = self._pending, []
+        if pending:
+            # Nothing more comes in this batch: no point in the producer's linger.
+            faust_compat.send_now(self.w.faust.producer)
         for fut in pending:
             await fut
+
+    async def _send_zone_states(self) -> None:
+        """This batch's zone states, as one record batch per partition (aiokafka's batch API: a
+        future per batch, not per record), placed by key as the default partitioner would (a
+        zone's records stay in order in its partition)."""
+        records, self._zone_states = self._zone_states, []
+        if not records:
+            return
+        producer = faust_compat.aiokafka_producer(self.w.faust.producer)
+        topic = self.w.topics.zone_state.get_topic_name()
+        n = len(await producer.partitions_for(topic))
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for key, value in records:
+            by_partition.setdefault(self._partition(key, n), []).append((key, value))
+        for partition, items in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:  # full
+                    await self._send_batch(producer, batch, topic, partition)
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)  # the first always fits
+            await self._send_batch(producer, batch, topic, partition)
+
+    async def _send_batch(self, producer, batch, topic: str, partition: int) -> None:
+        batch.close()  # complete: sent without lingering
+        self._pending.append(await producer.send_batch(batch, topic, partition=partition))
+
+    def _partition(self, key: bytes, n: int) -> int:
+        """Kafka's default (murmur2) partition of ``key`` among ``n``, cached (zone ids)."""
+        found = self._zone_partitions.get((key, n))
+        if found is None:
+            if len(self._zone_partitions) > 100_000:  # bounded: keys are zone ids
+                self._zone_partitions.clear()
+            found = self._zone_partitions[(key, n)] = partition_of(key, n)
+        return found

@@ -95,6 +95,19 @@ class ZoneProcessor:
         # Stuck / disagreeing sources are judged here, where their state is, with the
         # source-fault kind's settings; the kind only counts them in the published state.
         self._health = {z.id: SourceFault().health(site, z) for z in site.zones}
+        # Looked up for every reading and every source of its zone: computed once here (the
+        # site's models are frozen), not per call.
+        self._thresholds = {z.id: site.thresholds(z) for z in site.zones}
+        self._default_stale_ms = site.defaults.stale_after_s * 1000
+        self._stale = {
+            s.id: s.stale_after_s * 1000 for s in site.sources if s.stale_after_s is not None
+        }
+        self._weights = {s.id: s.weight for s in site.sources}
+        self._skews = {
+            s.id: int(s.max_clock_skew_s * 1000)
+            for s in site.sources
+            if s.max_clock_skew_s is not None
+        }
 
     def apply(
         self,
@@ -269,8 +282,7 @@ class ZoneProcessor:
         return out
 
     def _weight(self, sid: str) -> float:
-        source = self.site.source_by_id.get(sid)
-        return 1.0 if source is None else source.weight
+        return self._weights.get(sid, 1.0)
 
     def _faults(
         self, zone: Zone, state: ZoneState, levels: list[LevelEstimate], ts: int
@@ -310,16 +322,11 @@ class ZoneProcessor:
         return sorted(stuck + disagreeing, key=lambda f: f.source_id)
 
     def _skew_ms(self, source_id: str) -> int | None:
-        source = self.site.source_by_id.get(source_id)
-        if source is None or source.max_clock_skew_s is None:
-            return None
-        return int(source.max_clock_skew_s * 1000)
+        return self._skews.get(source_id)
 
     def _stale_ms(self, source_id: str) -> float:
-        source = self.site.source_by_id.get(source_id)
-        if source is not None and source.stale_after_s is not None:
-            return source.stale_after_s * 1000
-        return self.site.defaults.stale_after_s * 1000
+        """The source's expected interval (ms), or the site's."""
+        return self._stale.get(source_id, self._default_stale_ms)
 
     def _reject(self, state: ZoneState, r: Reading, verdict: str, now_ms: int | None) -> Rejection:
         """The dead-letter reason; a source from the future is flagged as not reporting."""
@@ -359,8 +366,9 @@ class ZoneProcessor:
         :func:`_forecast_fields` fills them."""
         fresh, stale, offline, levels = [], [], [], []
         gate_fresh = False
+        stale_of, default_stale = self._stale.get, self._default_stale_ms
         for sid, src in sorted(state.sources.items()):
-            stale_ms = self._stale_ms(sid)  # the source's expected interval, or the site's
+            stale_ms = stale_of(sid, default_stale)  # the source's expected interval, or the site's
             if src.status != "ok":
                 offline.append(sid)
             elif ts - src.ts > stale_ms:
@@ -368,7 +376,7 @@ class ZoneProcessor:
             else:
                 fresh.append(sid)
                 if src.estimate is not None and ts - src.estimate_ts <= stale_ms:
-                    levels.append(LevelEstimate(sid, src.estimate, self._weight(sid)))
+                    levels.append(LevelEstimate(sid, src.estimate, self._weights.get(sid, 1.0)))
                 if src.flow_ts is not None and ts - src.flow_ts <= stale_ms:
                     gate_fresh = True
         occupancy = fuse_levels(levels)
@@ -377,7 +385,7 @@ class ZoneProcessor:
             state.gate_occupancy = occupancy  # re-anchor gates to what the cameras see
         elif gate_fresh:
             occupancy = state.gate_occupancy
-        t = self.site.thresholds(zone)
+        t = self._thresholds[zone.id]
         rho = None if occupancy is None else density(occupancy, zone.area_m2)
         return payloads.ZoneState(
             v=SCHEMA_VERSION,
@@ -407,7 +415,9 @@ class ZoneProcessor:
         for kind, alarm in self._alarms[zone.id]:
             if kind.skipped(snap, ctx):
                 continue  # nothing known: nothing raises or clears either
-            ep = episodes.setdefault(kind.name, Episode())
+            ep = episodes.get(kind.name)
+            if ep is None:  # not setdefault: that would build an Episode per kind per reading
+                ep = episodes[kind.name] = Episode()
             transition = alarm.update(ep, snap.ts, kind.value(snap, ctx))
             if transition:
                 out.append(alert_record(zone, kind, transition, snap))

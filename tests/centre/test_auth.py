@@ -291,6 +291,7 @@ def test_api_shapes(centre, records):
                             "name_zh": records.site.site.name_zh, "timezone": "Asia/Shanghai",
                             "language": records.site.site.language}  # fmt: skip
     assert site["max_silence_s"] == records.site.incidents.max_silence_s
+    assert site["clock"] == {"simulated": False, "speed": None}  # live unless told otherwise
     zone_keys = {"id", "name", "name_zh", "kind", "area_m2", "warning", "critical", "polygon",
                  "response_plan", "response_plan_zh"}  # fmt: skip
     assert all(set(z) == zone_keys for z in site["zones"]) and len(site["zones"]) == 14

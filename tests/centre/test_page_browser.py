@@ -16,8 +16,10 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 import pytest
@@ -94,6 +96,7 @@ def site_doc() -> dict:
             "language": info.language,
         },
         "stale_after_s": SITE.defaults.stale_after_s,
+        "clock": {"simulated": False, "speed": None},
         "max_silence_s": SITE.incidents.max_silence_s,
         "zones": zones,
     }
@@ -209,9 +212,17 @@ def canned(now: int) -> dict[str, Any]:
 class StubCentre:
     """The centre's HTTP API, canned: what the page asked, posted and was answered."""
 
-    def __init__(self, role: str = "operator", login: bool = False, now: int | None = None):
+    def __init__(
+        self,
+        role: str = "operator",
+        login: bool = False,
+        now: int | None = None,
+        clock: dict | None = None,
+    ):
         self.now = now if now is not None else int(time.time() * 1000)
         self.feeds = canned(self.now)
+        if clock is not None:  # what /api/site says about time (a simulation, its speed)
+            self.feeds["/api/site"]["clock"] = clock
         self.me = {"name": f"duty-{role}", "role": role}
         self.token = "s3cret-token"
         self.login_required = login
@@ -670,3 +681,53 @@ def test_language_switch_changes_ui_zone_names_and_messages(stub, open_page):
     assert label.text() == "Station main square"
     page.goto(stub.url)  # remembered
     page.wait_for("document.documentElement.lang === 'en' && !!document.querySelector('.incident')")
+
+
+def station_clock(page: Page, stub: StubCentre, browser_zone: str = "America/New_York") -> Node:
+    """The page reloaded in a browser whose own time zone is not the site's (nor UTC, where
+    the tests run), once the header's clock shows."""
+    assert SITE.site.timezone == "Asia/Shanghai"  # the bundled site: UTC+8 all year
+    page.send("Emulation.setTimezoneOverride", {"timezoneId": browser_zone})
+    page.goto(stub.url)
+    dom = page.wait_for(
+        "!!document.getElementById('clock').dataset.ts"
+        " && document.querySelectorAll('#incidents .incident').length > 0"
+    )
+    assert page.eval("Intl.DateTimeFormat().resolvedOptions().timeZone") == browser_zone
+    return dom
+
+
+def test_times_are_shown_in_the_sites_time_zone_and_the_clock_is_event_time(stub, open_page):
+    page = open_page(stub)
+    # The zones' newest event time, 40 s ago: the header shows it, not the browser's clock.
+    newest = stub.now - 40_000
+    for i, z in enumerate(stub.feeds["/api/zones"]["zones"]):
+        z["ts"] = newest if i == 3 else newest - 10_000
+    dom = station_clock(page, stub)
+    tz = ZoneInfo(SITE.site.timezone)
+    assert int(dom.by_id("clock").attrs["data-ts"]) == newest
+    expected = datetime.fromtimestamp(newest / 1000, tz).strftime("%H:%M:%S")
+    assert dom.by_id("clock").text() == f"{expected} UTC+8"
+    assert "Asia/Shanghai" in dom.by_id("clock").attrs["title"]
+    # Incident times too: since when the square's incident is open, station time.
+    opened = stub.now - 7 * MIN
+    since = datetime.fromtimestamp(opened / 1000, tz).strftime("%H:%M")
+    browser_local = datetime.fromtimestamp(opened / 1000, ZoneInfo("America/New_York"))
+    assert since != browser_local.strftime("%H:%M")
+    assert f"since {since}" in rows(dom)["main-square"].text()
+    # Live readings say live.
+    page.wait_for("document.body.dataset.conn === 'live'")
+    assert page.eval("document.getElementById('conn').textContent") == "live"
+    assert page.eval("document.body.dataset.clock") == "live"
+
+
+@pytest.mark.parametrize("stub", [{"clock": {"simulated": True, "speed": 10}}], indirect=True)
+def test_simulated_readings_are_labelled_simulated_with_their_speed_not_live(stub, open_page):
+    page = open_page(stub)
+    dom = station_clock(page, stub)
+    page.wait_for("document.body.dataset.conn === 'live'")
+    assert page.eval("document.getElementById('conn').textContent") == "simulated ×10"
+    assert page.eval("document.body.dataset.clock") == "simulated"
+    assert "10× faster than the clock" in dom.by_id("clock").attrs["title"]
+    page.click("#lang")
+    page.wait_for("document.getElementById('conn').textContent === '模拟 ×10'")

@@ -171,3 +171,13 @@ def test_the_centre_exports_the_sites_open_incidents_by_category_severity_and_st
         for s in f.samples
     )
     assert total == 3
+    # Their alerts by kind and severity: the resolved incident's and a cleared one not counted.
+    feed.view.apply_incident(inc(zone="east-plaza", member_state="cleared"))
+
+    def alerts(kind: str, severity: str) -> float | None:
+        labels = {"kind": kind, "severity": severity}
+        return registry.get_sample_value("crowdsafe_alerts_open", labels)
+
+    assert (alerts("density", "critical"), alerts("density", "warning")) == (1, 2)
+    # The centre's own process, as the worker's.
+    assert registry.get_sample_value("process_resident_memory_bytes") > 0

@@ -1,5 +1,6 @@
 """The command line: bad configuration gives one clear line and exit 2, never a traceback."""
 
+import argparse
 import os
 import subprocess
 import sys
@@ -59,12 +60,19 @@ def test_help_says_what_crowdsafe_is_for_and_every_option_has_help():
     assert version.returncode == 0 and version.stdout.startswith("crowdsafe ")
     from streams.cli import build_parser
 
-    parser = build_parser()
-    sub = next(a for a in parser._actions if a.dest == "command")
-    missing = [
-        f"{name} {action.option_strings}"
-        for name, command in sub.choices.items()
-        for action in command._actions
-        if action.option_strings and not action.help and action.dest != "help"
-    ]
-    assert missing == []
+    def lacking_help(parser, path: str):
+        """Options and arguments without a help text, sub-commands' too (kafka acls, users add)."""
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, command in action.choices.items():
+                    yield from lacking_help(command, f"{path} {name}")
+            elif not action.help and action.dest != "help":
+                yield f"{path} {action.option_strings or action.dest}"
+
+    assert list(lacking_help(build_parser(), "crowdsafe")) == []
+
+
+def test_a_mistyped_zone_names_the_zones_there_are():
+    out = crowdsafe("simulate", "--zone", "entrance-eats")
+    assert out.returncode != 0 and "Traceback" not in out.stderr
+    assert "unknown zone 'entrance-eats'" in out.stderr and "entrance-east" in out.stderr

@@ -99,6 +99,9 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
                 assert demo.poll() is None, "".join(seen)
         centre = f"http://127.0.0.1:{pipeline.env['CROWDSAFE_CENTRE_PORT']}/"
         assert any(f"command centre at {centre}" in ln for ln in seen)
+        # the story's start on the station's clock, whatever the machine's zone, and its speed
+        story = "from 17:30 station time (Asia/Shanghai), 20x faster than the clock"
+        assert any(story in ln for ln in seen), "".join(seen)
         # the centre wants a login: the demo's operator token, printed once
         token = next(ln for ln in seen if "log in there with the operator token" in ln).split()[8]
         with pytest.raises(urllib.error.HTTPError) as refused:
@@ -110,6 +113,12 @@ def test_demo_shows_alerts_as_they_happen_and_ctrl_c_stops_everything(pipeline):
         with urllib.request.urlopen(request, timeout=5) as resp:
             zones = json.load(resp)["zones"]
             assert len(zones) == 14
+        # the page is told its readings are the simulator's, 20x: it says so instead of "live"
+        request = urllib.request.Request(
+            centre + "api/site", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as resp:
+            assert json.load(resp)["clock"] == {"simulated": True, "speed": 20.0}
         # demo + 4 children: worker, centre, dispatch feed, simulator
         assert len(_processes_with(pipeline.env["CROWDSAFE_APP_ID"])) >= 5
 
@@ -152,13 +161,21 @@ def test_a_second_demo_says_one_is_running_and_starts_nothing(pipeline):
     assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []  # nothing was started
 
 
-def test_an_unknown_scenario_is_refused_before_anything_starts(pipeline):
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scenario", "stampede"], "invalid choice: 'stampede'"),
+        (["--clock", "25:00"], "argument --clock: not a time of day (HH:MM): '25:00'"),
+    ],
+)
+def test_a_bad_option_is_refused_before_anything_starts(pipeline, args, message):
     result = subprocess.run(
-        [sys.executable, "-m", "streams.cli", "demo", "--scenario", "stampede"],
+        [sys.executable, "-m", "streams.cli", "demo", *args],
         env=pipeline.env, cwd=ROOT, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert result.returncode == 2
-    assert "invalid choice: 'stampede'" in result.stderr
+    assert message in result.stderr
+    assert _processes_with(pipeline.env["CROWDSAFE_APP_ID"]) == []  # nothing was started
 
 
 def test_ctrl_c_under_tee_stops_everything_without_a_traceback(pipeline, tmp_path):

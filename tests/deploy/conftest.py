@@ -7,6 +7,7 @@ in ``deploy/`` (ports, intervals and paths replaced) and stopped by pid, also wh
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import shutil
@@ -157,3 +158,31 @@ def prometheus(request, pipeline, tmp_path: Path) -> Iterator[Prometheus]:
     ]
     with serve(argv, server, tmp_path / "prometheus.log"):
         yield server
+
+
+@pytest.fixture(scope="session")
+def crowdsafe_parser() -> argparse.ArgumentParser:
+    """The `crowdsafe` parser refusing abbreviated options (`--scenari` would pass otherwise):
+    what a container's command must parse with."""
+    from streams.cli import build_parser
+
+    parsers = [build_parser()]
+    for parser in parsers:
+        parser.allow_abbrev = False
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                parsers.extend(action.choices.values())
+    return parsers[0]
+
+
+@pytest.fixture(scope="session")
+def setting_names() -> set[str]:
+    """Every environment variable crowdsafe's settings read: a deployment file setting any
+    other CROWDSAFE_ or KAFKA_ name has a typo that would be silently ignored."""
+    from streams.config.settings import Settings
+
+    names = set()
+    for name, field in Settings.model_fields.items():
+        alias = field.validation_alias
+        names |= set(alias.choices) if alias else {f"CROWDSAFE_{name.upper()}"}
+    return names

@@ -1,5 +1,6 @@
-"""deploy/grafana: the dashboard parses, is laid out sanely and queries only what the worker
-exports (names taken from a live ``WorkerMetrics`` registry, not a list kept here)."""
+"""deploy/grafana: the dashboard parses, is laid out sanely and queries only what the worker and
+the command centre export (names taken from live ``WorkerMetrics`` and ``CentreMetrics``
+registries, not a list kept here)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.centre.metrics import CentreMetrics
 from streams.worker.metrics import WorkerMetrics
 
 GRAFANA = Path(__file__).resolve().parents[2] / "deploy" / "grafana"
@@ -61,8 +63,19 @@ def test_series_names_of_promql():
     assert series_names('label_values(crowdsafe_y{job=~"$job"}, zone)') == {"crowdsafe_y"}
 
 
-def test_every_query_reads_only_series_the_worker_exports(dashboard):
-    exported = WorkerMetrics().sample_names() | {"up"}  # up: Prometheus's own, per target
+def centre_series() -> set[str]:
+    """The command centre's series (its open incidents: the whole site, not a worker's zones)."""
+    suffixes = {"counter": ("_total", "_created"), "gauge": ("",)}
+    return {
+        family.name + suffix
+        for family in CentreMetrics().registry.collect()
+        for suffix in suffixes.get(family.type, ("",))
+    }
+
+
+def test_every_query_reads_only_series_the_worker_or_the_centre_exports(dashboard):
+    # up: Prometheus's own, per target
+    exported = WorkerMetrics().sample_names() | centre_series() | {"up"}
     queries = list(expressions(dashboard))
 
     assert len(queries) >= 15
@@ -82,6 +95,14 @@ def test_dashboard_covers_what_operators_watch(dashboard):
         "crowdsafe_readings_rejected_total",
         "crowdsafe_event_lag_seconds_bucket",
         "crowdsafe_zone_sources_unavailable",
+        # what operators looked for and did not find (issue 13)
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "crowdsafe_consumer_lag_messages",
+        "crowdsafe_incidents_open",
+        "crowdsafe_alerts_open",
+        "crowdsafe_zone_anomaly_score",
+        "crowdsafe_zone_time_to_critical_seconds",
     ):
         assert needed in used, needed
 

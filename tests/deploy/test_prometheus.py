@@ -31,6 +31,7 @@ def promtool(*args: str) -> subprocess.CompletedProcess:
     "args",
     [
         ("check", "config", "prometheus.yml"),
+        ("check", "config", "prometheus-compose.yml"),  # deploy/compose.yaml
         ("check", "rules", "alerts.yml"),
         ("test", "rules", "alerts_test.yml"),
     ],
@@ -85,6 +86,26 @@ def test_rules_with_runbook_urls_from_a_base_setting(tmp_path):
     result = promtool("check", "rules", str(out))
     assert result.returncode == 0, result.stdout + result.stderr
     assert main(["rules", "--runbook-base-url", "docs.example.org"]) == 2  # not a URL
+
+
+def test_the_runbook_base_url_is_a_setting(tmp_path, monkeypatch, capsys):
+    from streams.cli import main
+    from streams.config.settings import get_settings
+
+    get_settings.cache_clear()
+    monkeypatch.delenv("CROWDSAFE_RUNBOOK_BASE_URL", raising=False)
+    assert main(["rules"]) == 2
+    assert "CROWDSAFE_RUNBOOK_BASE_URL" in capsys.readouterr().err
+    monkeypatch.setenv("CROWDSAFE_RUNBOOK_BASE_URL", "https://wiki.example.org/cs")
+    get_settings.cache_clear()
+    out = tmp_path / "alerts.yml"
+    try:
+        assert main(["rules", "--out", str(out)]) == 0
+    finally:
+        monkeypatch.delenv("CROWDSAFE_RUNBOOK_BASE_URL")
+        get_settings.cache_clear()
+    urls = re.findall(r"runbook_url: (\S+)", out.read_text())
+    assert urls and all(u.startswith("https://wiki.example.org/cs/docs/") for u in urls)
 
 
 def test_rules_read_only_metrics_the_worker_exports():

@@ -1,6 +1,8 @@
 """The camera process end to end: outages, CSV out, counts on PETS, calibration round trip."""
 
 import csv
+import io
+import re
 import shutil
 from pathlib import Path
 
@@ -14,8 +16,10 @@ from streams.cli import main
 from streams.config.paths import bundled_site
 from streams.edge.camera import CameraProcess, load_camera_config
 from streams.edge.camera_files import read_calibration, write_calibration
-from streams.edge.capture import FrameSource
+from streams.edge.camera_summary import frames_to_count, with_progress
+from streams.edge.capture import Frame, FrameSource
 from streams.offline.vision_truth import read_counts_csv
+from streams.ops.progress import Progress
 from streams.schema.payloads import Reading
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,13 +87,28 @@ def test_missing_file_exits_non_zero_with_offline_rows(tmp_path):
     assert rc == 1 and rows and all(r["status"] == "offline" and r["count"] == "" for r in rows)
 
 
+def test_progress_counts_the_frames_a_recording_will_count(tmp_path):
+    frames = tmp_path / "img"
+    frames.mkdir()
+    for i in range(5):
+        (frames / f"{i:06d}.jpg").write_bytes(b"")
+    assert frames_to_count(FrameSource(str(frames)), every=2) == 3  # frames 0, 2, 4
+    assert frames_to_count(FrameSource("rtsp://cam/1"), every=1) == 0  # live: no total
+    out = io.StringIO()
+    progress = Progress("camera c", 3, out=out, every_s=0.0)
+    items = [Frame(i, i, np.zeros((2, 2, 3), np.uint8)) for i in range(5)]
+    assert list(with_progress(items, 2, progress)) == items
+    progress.done()
+    assert out.getvalue().splitlines()[-1] == "camera c: 3/3 (100 %)"
+
+
 def test_unknown_camera_is_a_clear_error():
     with pytest.raises(ValueError, match="no source with id 'nope'"):
         load_camera_config(SITE, "nope")
 
 
 @needs_pets
-def test_csv_out_end_to_end_on_pets_frames(tmp_path):
+def test_csv_out_end_to_end_on_pets_frames(tmp_path, capsys):
     frames = tmp_path / "img1"
     frames.mkdir()
     for i in (50, 51, 52):
@@ -99,6 +118,13 @@ def test_csv_out_end_to_end_on_pets_frames(tmp_path):
                "--out", str(out), "--start-ms", "1700000000000"])  # fmt: skip
     rows = list(csv.DictReader(out.open()))
     assert rc == 0 and [r["frame"] for r in rows] == ["1", "2", "3"]
+    # The summary: frames, speed, and the people counted per zone as the CSV has them.
+    (last,) = capsys.readouterr().err.splitlines()[-1:]
+    counts = [int(r["count"]) for r in rows]
+    zone = rows[0]["zone_id"]
+    assert last.startswith(f"camera pets-cam1: 3 frames counted, 3 readings written to {out}; ")
+    assert re.search(r"; \d+\.\d s, \d+\.\d frames/s; ", last), last
+    assert last.endswith(f"; {zone} mean {sum(counts) / 3:.1f}, max {max(counts)} people"), last
     assert [int(r["ts"]) - 1_700_000_000_000 for r in rows] == [0, 143, 286]  # 7 fps
     truth = read_counts_csv(PETS / "counts.csv")
     assert all(abs(int(r["count"]) - truth[49 + int(r["frame"])]) <= 2 for r in rows)

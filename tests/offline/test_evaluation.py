@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import re
 from statistics import median
 
+import pytest
+
+from streams.config.paths import shared_data_dir
 from streams.offline.evaluation import (
     DAY_MS,
     HOUR_MS,
@@ -105,3 +110,44 @@ def test_forecaster_on_the_synthetic_build_ups_and_normal_zones():
     assert five.coverage is not None and five.coverage >= 0.6
     assert alerts.weeks > 19 and alerts.false_per_week <= 1.4
     assert crossed == 9 and len(ahead) >= 5 and median(ahead) > 7.0
+
+
+def test_evaluate_shows_progress_per_section_and_ends_with_what_each_found(
+    tmp_path, monkeypatch, capsys
+):
+    """`crowdsafe evaluate` on 100 days of one Melbourne sensor (Moomba 2012 in them), one
+    synthetic scenario and one forecast seed: a progress line per section (every step shown
+    here, as a log would every 10 s), a summary line per section that agrees with the report,
+    and where the report went."""
+    from streams.cli import main
+    from streams.commands import evaluate as command
+    from streams.ops.progress import Progress
+
+    data = shared_data_dir("pedestrian")
+    sensor = data / "melbourne-2012-2015" / "sensor_07_Birrarung_Marr.csv" if data else None
+    if sensor is None or not sensor.exists():
+        pytest.skip("shared pedestrian data not present")
+    melbourne = tmp_path / "data" / "melbourne-2012-2015"
+    melbourne.mkdir(parents=True)
+    rows = sensor.read_text().splitlines()[: 1 + 100 * 24]
+    (melbourne / sensor.name).write_text("\n".join(rows) + "\n")
+    monkeypatch.setattr(command, "SCENARIOS", ("surge",))
+    monkeypatch.setattr(command, "Progress", functools.partial(Progress, every_s=0.0))
+    out = tmp_path / "eval.md"
+    assert main(["evaluate", "--quick", "--data", str(tmp_path / "data"), "--out", str(out)]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert "evaluate: Melbourne sensors: 1/1 (100 %)" in err
+    assert "evaluate: synthetic runs: 1/1 (100 %)" in err
+    assert "evaluate: forecast seeds: 1/1 (100 %)" in err
+    # The Melbourne summary says what the report's row of all sensors says.
+    row = next(r for r in out.read_text().splitlines() if r.startswith("| all five sensors |"))
+    detected = row.split("|")[3].strip()
+    assert detected.endswith("/1")  # the one event in these days: Moomba 2012
+    summaries = [line for line in err if not re.search(r"\(\d+ %\)$", line)]
+    assert summaries[0].startswith(f"evaluate: Melbourne, 1 sensors: {detected} events detected")
+    assert summaries[1] == "evaluate: CalIt2: no files found"
+    assert summaries[2].startswith("evaluate: synthetic, 1 runs of 1 scenarios: ")
+    assert summaries[3].startswith("evaluate: forecast, 1 seeds: ")
+    assert re.fullmatch(rf"evaluate: done in \d+ s, report written to {re.escape(str(out))}",
+                        summaries[-1])  # fmt: skip
+    assert len(summaries) == 5

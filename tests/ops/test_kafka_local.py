@@ -292,6 +292,27 @@ def test_broker_that_dies_on_start_raises_with_the_log_tail(tmp_path: Path) -> N
     assert not config.pid_file.exists()
 
 
+@pytest.mark.kafka
+def test_ctrl_c_while_the_broker_starts_stops_the_half_started_jvm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C during ``kafka up`` or the demo's start-up (7-30 s on a first run): the JVM runs in
+    a session of its own, so the terminal's Ctrl-C never reaches it; ``up`` stops it (it was
+    left running, and the demo printed a traceback)."""
+    started: list[int] = []
+
+    def interrupted(config: BrokerConfig, pid: int, timeout_s: float) -> None:
+        started.append(pid)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kafka_local, "_wait_ready", interrupted)
+    config = BrokerConfig(port=19292, controller_port=19293, state_dir=tmp_path)
+    with pytest.raises(KeyboardInterrupt):
+        up(config, log=lambda _: None)
+    assert started and not kafka_local.procs.alive(started[0])
+    assert not config.pid_file.exists()
+
+
 def test_relative_state_dir_is_made_absolute(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:

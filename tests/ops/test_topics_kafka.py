@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 
 import pytest
@@ -39,3 +42,43 @@ def test_alerts_get_long_retention_when_created_and_when_found(pipeline, kafka_b
     assert retention_ms(kafka_bootstrap, old) is None  # the broker's default
     ensure_topics(kafka_bootstrap, {old: 1}, configs={old: {"retention.ms": "3600000"}})
     assert str(retention_ms(kafka_bootstrap, old)) == "3600000"
+
+
+def test_kafka_topics_command_creates_the_app_topics_once(kafka_bootstrap, tmp_path):
+    """``crowdsafe kafka topics``: the init step of deploy/compose.yaml, on any cluster."""
+    prefix = f"t-{uuid.uuid4().hex[:8]}"
+    names = ("readings", "zone_state", "alerts", "deadletter", "acks", "silences", "audit", "cap")
+    env = {f"CROWDSAFE_{n.upper()}_TOPIC": f"{prefix}.{n}" for n in names}
+    env |= {
+        "KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CROWDSAFE_APP_ID": prefix,  # the ticks topic: {app_id}.ticks
+        "CROWDSAFE_DISPATCH_TOPIC_PREFIX": f"{prefix}.dispatch.",
+        "CROWDSAFE_TOPIC_PARTITIONS": "3",
+        "CROWDSAFE_STATE_DIR": str(tmp_path),
+    }
+
+    def topics(partitions: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "streams.cli", "kafka", "topics"],
+            env=os.environ | env | {"CROWDSAFE_TOPIC_PARTITIONS": partitions},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    first = topics("3")
+    assert first.returncode == 0, first.stderr
+    assert f"{prefix}.readings" in first.stdout and f"{prefix}.dispatch.police" in first.stdout
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(f"{prefix}.")]
+        mine = {d["name"]: len(d["partitions"]) for d in admin.describe_topics(mine)}
+    finally:
+        admin.close()
+    assert mine[f"{prefix}.ticks"] == 3 and set(mine.values()) == {3}
+    assert len(mine) >= len(names) + 2  # + ticks and at least one route
+    again = topics("3")
+    assert (again.returncode, again.stdout.strip()) == (0, "kafka: topics present")
+    # Another partition count would mis-route the tables' state: refused, not ignored.
+    other = topics("5")
+    assert other.returncode == 1 and "TopicPartitionsMismatch" in other.stderr

@@ -72,3 +72,34 @@ def test_a_recovery_resumes_its_stream_partitions_only_after_seeking_them():
     method = Recovery.on_recovery_completed
     source = inspect.getsource(getattr(method, "__wrapped__", method))
     assert source.index("resume_partitions") < source.index("perform_seek")
+
+
+def test_send_now_ends_the_linger_of_the_producers_open_batches():
+    """The records of a finished batch go at once, not after the producer's linger: the open
+    aiokafka batch is closed (no longer lingering) and the sender is woken; a record added
+    afterwards starts a new batch. Without it each batch waited out the 20 ms linger."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from aiokafka.producer.message_accumulator import MessageAccumulator
+    from aiokafka.structs import TopicPartition
+
+    async def scenario() -> None:
+        acc = MessageAccumulator(None, 16384, 0, 30, linger_ms=60_000)
+        tp = TopicPartition("zone-state", 0)
+        await acc.add_message(tp, b"z", b"1", timeout=1)
+        batch = acc._batches[tp][0]
+        assert batch.remaining_linger() > 50  # would linger a minute
+        waiter = acc._waiter_future
+        producer = SimpleNamespace(_producer=SimpleNamespace(_message_accumulator=acc))
+        assert faust_compat.send_now(producer) is True
+        assert batch.remaining_linger() is None  # ready to be drained now
+        assert waiter.done()  # the sender wakes up to drain it
+
+    asyncio.run(scenario())
+
+
+def test_send_now_leaves_an_unknown_producer_alone():
+    from types import SimpleNamespace
+
+    assert faust_compat.send_now(SimpleNamespace()) is False
