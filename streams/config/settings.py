@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     # A worker asked to stop (SIGTERM, Ctrl-C) that has not exited after this long exits hard:
     # whatever it had not committed is re-delivered to whoever takes its partitions.
     stop_timeout_s: float = Field(20.0, gt=0, le=600)
+    # The agent handles what has arrived at most this long after its batch's first message (or
+    # 500 messages, sooner): a reading waits for it at idle; a shorter one means more batches.
+    batch_window_s: float = Field(0.05, gt=0, le=5)
     # How often the worker checks for zones whose every source went silent (0: never).
     silence_sweep_s: float = Field(10.0, ge=0)
     # Event time (streams/zone/clock.py): readings more than this behind their zone's watermark

@@ -44,7 +44,7 @@ def register_agent(w) -> None:  # w: streams.worker.app.WorkerApp (not imported:
     async def process(stream: faust.StreamT) -> None:
         w.health.agent_started()
         try:
-            async for events in stream.take_events(500, within=0.2):
+            async for events in stream.take_events(500, within=settings.batch_window_s):
                 try:
                     await handle_batch(w, publisher, stream, events)
                 except Exception:  # noqa: BLE001 - see fail_batch
