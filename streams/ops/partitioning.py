@@ -4,9 +4,14 @@ librdkafka clients: ``-X partitioner=murmur2_random``)."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from kafka.partitioner.default import murmur2
 
 
+# Cached: the keys are zone ids (a site's few thousand, a city's 100,000), asked for every
+# message the worker re-checks and every zone state it sends; murmur2 is pure Python.
+@lru_cache(maxsize=1 << 18)
 def partition_of(key: bytes, partitions: int) -> int:
     """The partition Kafka's default (murmur2) partitioner gives ``key``.
 

@@ -64,13 +64,11 @@ class Publisher:
     def __init__(self, w) -> None:  # w: streams.worker.app.WorkerApp
         self.w = w
         self._n = w.settings.topic_partitions
-        self._partitions: dict[bytes, int] = {}
         # Records sent in this batch, not yet confirmed by the broker: awaited by
         # :meth:`delivered` before the table records the readings they came from.
         self._pending: list = []
         # Zone-state records (key, value) of this batch, in order, not sent yet (delivered()).
         self._zone_states: list[tuple[bytes, bytes]] = []
-        self._zone_partitions: dict[tuple[bytes, int], int] = {}
 
     async def dead_letter(
         self, event: faust.EventT, reason: str, code: str, value: bytes | None = None
@@ -101,11 +99,7 @@ class Publisher:
             # still be over what this producer can send (its request limit is 1,000,000 bytes,
             # the edge's 1 MiB), and a failed send would stop the worker on it for ever.
             return False
-        want = self._partitions.get(msg.key)
-        if want is None:
-            if len(self._partitions) > 100_000:  # bounded: keys are zone ids
-                self._partitions.clear()
-            want = self._partitions[msg.key] = partition_of(msg.key, self._n)
+        want = partition_of(msg.key, self._n)
         if want == msg.partition:
             return False
         topics = self.w.topics
@@ -194,7 +188,7 @@ class Publisher:
         n = len(await producer.partitions_for(topic))
         by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
         for key, value in records:
-            by_partition.setdefault(self._partition(key, n), []).append((key, value))
+            by_partition.setdefault(partition_of(key, n), []).append((key, value))
         for partition, items in by_partition.items():
             batch = producer.create_batch()
             for key, value in items:
@@ -207,12 +201,3 @@ class Publisher:
     async def _send_batch(self, producer, batch, topic: str, partition: int) -> None:
         batch.close()  # complete: sent without lingering
         self._pending.append(await producer.send_batch(batch, topic, partition=partition))
-
-    def _partition(self, key: bytes, n: int) -> int:
-        """Kafka's default (murmur2) partition of ``key`` among ``n``, cached (zone ids)."""
-        found = self._zone_partitions.get((key, n))
-        if found is None:
-            if len(self._zone_partitions) > 100_000:  # bounded: keys are zone ids
-                self._zone_partitions.clear()
-            found = self._zone_partitions[(key, n)] = partition_of(key, n)
-        return found
