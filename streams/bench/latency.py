@@ -72,10 +72,17 @@ class _Load:
 
     def __init__(self, site) -> None:
         self.site = site
-        self.sources = {}
-        for zone in site.zones:
-            source = next(s for s in site.sources if zone.id in s.zones and s.kind != "gate")
-            self.sources[zone.id] = source
+        self.sources = {
+            z.id: next(s for s in site.sources_by_zone[z.id] if s.kind != "gate")
+            for z in site.zones
+        }
+        # Counts well under warning and well over critical, per zone: asked for every reading
+        # sent (up to 10,000/s, beside the worker being timed), so computed once.
+        limits = {z.id: (site.thresholds(z), z.area_m2) for z in site.zones}
+        self.calm_count = {z: int(0.2 * t.warning * a) for z, (t, a) in limits.items()}
+        self.critical_count = {
+            z: min(1_000_000, int(5 * t.critical * a)) for z, (t, a) in limits.items()
+        }
         self.zones = [z.id for z in site.zones]
         self.last_ts = dict.fromkeys(self.zones, 0)
         self.seq = time.time_ns() // 1000
@@ -95,14 +102,6 @@ class _Load:
                 "ts": ts, "seq": self.seq, "count": count}  # fmt: skip
         return zone_id.encode(), json.dumps(body, separators=(",", ":")).encode(), ts
 
-    def calm(self, zone_id: str) -> int:
-        zone = self.site.zone(zone_id)
-        return int(0.2 * self.site.thresholds(zone).warning * zone.area_m2)
-
-    def critical(self, zone_id: str) -> int:
-        zone = self.site.zone(zone_id)
-        return min(1_000_000, int(5 * self.site.thresholds(zone).critical * zone.area_m2))
-
 
 def _pace(producer, load: _Load, rate: float, seconds: float, probe_zones: list[str]) -> int:
     """Send ``rate`` readings/s for ``seconds`` (in 10 ms steps), and one reading over the
@@ -115,14 +114,14 @@ def _pace(producer, load: _Load, rate: float, seconds: float, probe_zones: list[
         while n < due:
             zone_id = load.zones[load.i % len(load.zones)]
             load.i += 1
-            key, value, ts = load.reading(zone_id, load.calm(zone_id))
+            key, value, ts = load.reading(zone_id, load.calm_count[zone_id])
             load.sent[(zone_id, ts)] = time.time()
             producer.send_raw(key, value)
             n += 1
         while probes_at and elapsed >= probes_at[0]:
             probes_at.pop(0)
             zone_id = probe_zones.pop(0)
-            key, value, ts = load.reading(zone_id, load.critical(zone_id))
+            key, value, ts = load.reading(zone_id, load.critical_count[zone_id])
             load.probes[(zone_id, ts)] = time.time()
             producer.send_raw(key, value)
         time.sleep(max(0.0, min(0.01, (n + 1) / rate - (time.monotonic() - start))))

@@ -20,6 +20,7 @@ from streams.bench._accounting import account
 from streams.config.settings import get_settings
 from streams.config.site import load_site
 from streams.edge.simulator import Simulator
+from streams.ops import procs
 from streams.ops.progress import Progress
 from streams.schema.intake import parse_message
 from streams.testing import Sandbox
@@ -104,13 +105,6 @@ async def _raw_consume(bootstrap: str, topic: str, n: int) -> float:
         await consumer.stop()
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _pipeline_rate(box: Sandbox, n: int, label: str) -> tuple[float | None, float, dict]:
     """Readings/s from the first look after 'Worker ready' until every reading is accounted for
     (applied, duplicate or dead-lettered), over the readings after that look; None, with the
@@ -120,7 +114,8 @@ def _pipeline_rate(box: Sandbox, n: int, label: str) -> tuple[float | None, floa
     acc = account(box, n, timeout_s=WAIT_S, stall_s=STALL_S, progress=progress)
     progress.done()
     rate = acc.rate
-    rss = _rss_mb(box.proc.pid) if box.proc.poll() is None else float("nan")
+    rss = procs.rss_mb(box.proc.pid) if box.proc.poll() is None else None
+    rss = float("nan") if rss is None else rss
     box.stop_worker()
     if acc.outcome != "accounted":
         print(f"bench pipeline: {label}: {acc.diagnosis()}", file=sys.stderr, flush=True)

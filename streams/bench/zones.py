@@ -33,26 +33,20 @@ import signal
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 from streams.config.settings import get_settings
 from streams.ops import procs
 from streams.testing import Sandbox
+from streams.testing_faults import wait_for
 
 SIZES = (100, 10_000, 100_000)
 QUICK_SIZES = (100, 10_000)
 PARTITIONS = 4  # the app's default
 
 
-def _rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return None
+def _rounded(mb: float | None) -> float | None:
+    return None if mb is None else round(mb, 1)
 
 
 def _applied(box: Sandbox) -> float:
@@ -61,15 +55,6 @@ def _applied(box: Sandbox) -> float:
         return box.metrics()["readings"]
     except OSError:
         return 0.0
-
-
-def _wait(done: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if done():
-            return True
-        time.sleep(interval)
-    return done()
 
 
 def _produce(box: Sandbox, messages: list[tuple[bytes, bytes]]) -> float:
@@ -192,7 +177,7 @@ def _one_size(n: int, messages: int, tmp: Path, problems: list[str]) -> dict:
         begin = time.monotonic()
         box.start_worker(timeout=deadline_s)
         out[f"{key}_ready_s"] = round(time.monotonic() - begin, 2)
-        if _wait(lambda: _applied(box) >= want, deadline_s):
+        if wait_for(lambda: _applied(box) >= want, deadline_s, interval=0.5):
             return time.monotonic() - begin
         problems.append(f"{n} zones, {key}: {_applied(box):.0f} of {want:.0f} readings applied "
                         f"{deadline_s:g} s after start:\n{box.log_tail(10)}")  # fmt: skip
@@ -208,7 +193,7 @@ def _one_size(n: int, messages: int, tmp: Path, problems: list[str]) -> dict:
             out["startup_s"] = out["first_ready_s"]
             out["readings_per_s"] = round(ticks * per_tick / (took - out["first_ready_s"]))
             out["messages_per_s"] = round(ticks * n / (took - out["first_ready_s"]))
-        out["worker_rss_mb"] = _rss_mb(box.proc.pid)
+        out["worker_rss_mb"] = _rounded(procs.rss_mb(box.proc.pid))
         out.update(_metrics_shape(box))
         box.stop_worker()
         sizes = _changelog_bytes(box, "zones", deadline_s)
@@ -230,7 +215,7 @@ def _one_size(n: int, messages: int, tmp: Path, problems: list[str]) -> dict:
         _produce(box, now_tick())
         took = run_until_applied(per_tick, "recovery_empty")
         out["recovery_empty_s"] = None if took is None else round(took, 2)
-        out["worker_rss_mb_after_replay"] = _rss_mb(box.proc.pid)
+        out["worker_rss_mb_after_replay"] = _rounded(procs.rss_mb(box.proc.pid))
     except Exception as exc:  # noqa: BLE001 - a diagnosis, never a hang or a traceback
         problems.append(f"{n} zones: {type(exc).__name__}: {exc}"[:2000])
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter as Tally
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -102,19 +103,15 @@ class _FeedCounters:
         )
         if feed is None:
             return incidents, alerts
-        by_incident: dict[tuple[str, ...], int] = {}
-        by_alert: dict[tuple[str, ...], int] = {}
+        by_incident: Tally[tuple[str, ...]] = Tally()
+        by_alert: Tally[tuple[str, ...]] = Tally()
         with feed.lock:
             for rec in feed.view.incidents():
-                _count(by_incident, (rec["category"], rec["severity"], rec["state"]))
+                by_incident[rec["category"], rec["severity"], rec["state"]] += 1
                 for member in rec["members"]:
                     if member["state"] != "cleared":
-                        _count(by_alert, (member["kind"], member["severity"]))
+                        by_alert[member["kind"], member["severity"]] += 1
         for family, counts in ((incidents, by_incident), (alerts, by_alert)):
             for key, n in sorted(counts.items()):
                 family.add_metric(list(key), n)
         return incidents, alerts
-
-
-def _count(counts: dict[tuple[str, ...], int], key: tuple[str, ...]) -> None:
-    counts[key] = counts.get(key, 0) + 1

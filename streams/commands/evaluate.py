@@ -271,9 +271,9 @@ def _forecast_section(
     seeds: range, site: Site, walkway: tuple[float, float]
 ) -> tuple[list[str], str]:
     progress = Progress("evaluate: forecast seeds", len(seeds))
-    seeds, leads, alerts, (n, minutes) = _forecasts(seeds, site, walkway, progress)
+    floor: list[LeadAccuracy] = []
+    seeds, leads, alerts, (n, minutes) = _forecasts(seeds, site, walkway, progress, floor)
     progress.done()
-    floor = _oracle(seeds, walkway[1] * SYNTHETIC_AREA_M2)
     ahead = f", a median {median(minutes):.1f} min ahead" if minutes else ""
     return _forecast_table(seeds, leads, alerts, (n, minutes), floor), (
         f"forecast, {len(seeds)} seeds: {len(minutes)}/{n} crossings of critical alerted "
@@ -282,26 +282,31 @@ def _forecast_section(
 
 
 def _forecasts(
-    seeds: range, site: Site, walkway: tuple[float, float], progress: Progress | None = None
+    seeds: range,
+    site: Site,
+    walkway: tuple[float, float],
+    progress: Progress | None = None,
+    floor: list[LeadAccuracy] | None = None,
 ) -> tuple[range, list[LeadAccuracy], ForecastAlerts, tuple[int, list[float]]]:
     """The forecaster on the slow build-ups (accuracy, and how far ahead the forecast alert came)
-    and the forecast alert on the normal zones (false alerts), as the worker runs them."""
+    and the forecast alert on the normal zones (false alerts), as the worker runs them; the
+    build-ups' noise floor (:func:`oracle_accuracy`) merged into ``floor`` if given."""
     leads: list[LeadAccuracy] = []
     alerts = ForecastAlerts()
     ahead: tuple[int, list[float]] = (0, [])
     policy = SeriesPolicy.for_series(site, "walkway", SYNTHETIC_AREA_M2)
     for seed in seeds:
-        ts, vs, events = synthetic("slow-build-up", seed)
+        series = synthetic_series("slow-build-up", seed)
+        ts, vs, events = series.ts, series.values, series.events
         n, minutes = alert_leads(
             ts, vs, events, DensityForecaster(SYNTHETIC_AREA_M2, *walkway), policy
         )
         ahead = (ahead[0] + n, ahead[1] + minutes)
-        got = forecast_accuracy(ts, vs, events, DensityForecaster(SYNTHETIC_AREA_M2, *walkway))
-        if not leads:
-            leads = got
-        else:
-            for a, b in zip(leads, got, strict=True):
-                a.merge(b)
+        _merge(
+            leads, forecast_accuracy(ts, vs, events, DensityForecaster(SYNTHETIC_AREA_M2, *walkway))
+        )
+        if floor is not None:
+            _merge(floor, oracle_accuracy(series, walkway[1] * SYNTHETIC_AREA_M2))
         ts, vs, _ = synthetic("normal", seed)
         fc = DensityForecaster(SYNTHETIC_AREA_M2, *walkway)
         alerts.merge(forecast_alerts(ts, vs, fc, policy))
@@ -310,14 +315,13 @@ def _forecasts(
     return seeds, leads, alerts, ahead
 
 
-def _oracle(seeds: range, limit: float) -> list[LeadAccuracy]:
-    """The noise floor of the build-ups' forecasts (:func:`oracle_accuracy`), over ``seeds``."""
-    floor = [LeadAccuracy(lead) for lead in (30.0, 15.0, 5.0)]
-    for seed in seeds:
-        got = oracle_accuracy(synthetic_series("slow-build-up", seed), limit)
-        for a, b in zip(floor, got, strict=True):
+def _merge(into: list[LeadAccuracy], got: list[LeadAccuracy]) -> None:
+    """Add one series' accuracies per lead to ``into`` (empty: they become it)."""
+    if not into:
+        into.extend(got)
+    else:
+        for a, b in zip(into, got, strict=True):
             a.merge(b)
-    return floor
 
 
 def _forecast_table(

@@ -51,6 +51,17 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
+def rss_mb(pid: int) -> float | None:
+    """The resident memory of ``pid`` in MiB (``VmRSS``), or None once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
 def signal_group(pid: int, sig: signal.Signals) -> None:
     """Signal the process group led by ``pid`` (or the process alone if that is refused)."""
     try:
