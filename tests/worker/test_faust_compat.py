@@ -45,7 +45,7 @@ def test_a_recovery_resumes_its_stream_partitions_only_after_seeking_them():
 
     calls: list[str] = []
 
-    class Consumer:
+    class Consumer(_Consumer):
         def resume_partitions(self, tps):
             calls.append(f"resume {sorted(tps)}")
 
@@ -53,8 +53,11 @@ def test_a_recovery_resumes_its_stream_partitions_only_after_seeking_them():
             await asyncio.sleep(0)
             calls.append("seek")
 
+        async def seek_wait(self, offsets):
+            calls.append(f"seek uncommitted {sorted(offsets.items())}")
+
     class App:
-        consumer = Consumer()
+        consumer = Consumer(committed={0: 7})
 
     async def faust_like(self, generation_id=0):  # Faust 0.15's order
         self.app.consumer.resume_partitions({1, 0})
@@ -65,13 +68,55 @@ def test_a_recovery_resumes_its_stream_partitions_only_after_seeking_them():
         app = App()
 
     asyncio.run(faust_compat.seek_before_resume(faust_like)(Recovering()))
-    assert calls == ["seek", "resume [0, 1]", "flow resumed"]
+    # Partition 1 has no committed offset: sought to its first offset before it resumes.
+    assert calls == ["seek", "seek uncommitted [(1, 3)]", "resume [0, 1]", "flow resumed"]
     assert "resume_partitions" not in vars(App.consumer)  # the consumer is left as it was
 
     # And the Faust installed still calls them in the order this fix assumes.
     method = Recovery.on_recovery_completed
     source = inspect.getsource(getattr(method, "__wrapped__", method))
     assert source.index("resume_partitions") < source.index("perform_seek")
+
+
+class _Consumer:
+    """What seek_uncommitted uses of a Faust consumer: its committed offsets, the partitions'
+    first offsets (3 each) and a seek that records where it went."""
+
+    def __init__(self, committed: dict, reset: str = "earliest") -> None:
+        from types import SimpleNamespace
+
+        self._committed_offset = dict(committed)
+        self.app = SimpleNamespace(conf=SimpleNamespace(consumer_auto_offset_reset=reset))
+        self.sought: dict = {}
+
+    async def earliest_offsets(self, *tps):
+        return {tp: 3 for tp in tps}
+
+    async def seek_wait(self, offsets):
+        self.sought.update(offsets)
+
+
+def test_a_partition_never_committed_is_sought_to_its_first_offset_and_the_guard_knows_it():
+    """Faust seeks only partitions with a committed offset; one without would go on from
+    wherever the records dropped during the recovery left it (seen: 480 zone states lost)."""
+    import asyncio
+
+    consumer = _Consumer(committed={"a": 10, "b": None})
+    sought = asyncio.run(faust_compat.seek_uncommitted(consumer, {"a", "b", "c"}))
+    assert sought == consumer.sought == {"b": 3, "c": 3}  # "a" is Faust's own seek's
+    assert faust_compat.committed_offset(consumer, "a") == 10
+    assert faust_compat.committed_offset(consumer, "c") == 3  # where the guard expects it
+    assert faust_compat.committed_offset(consumer, "d") is None
+    consumer._committed_offset["c"] = 50  # a commit since: it wins
+    assert faust_compat.committed_offset(consumer, "c") == 50
+
+
+def test_with_reset_latest_no_partition_is_sought():
+    import asyncio
+
+    consumer = _Consumer(committed={}, reset="latest")
+    assert asyncio.run(faust_compat.seek_uncommitted(consumer, {"a"})) == {}
+    assert consumer.sought == {}
 
 
 def test_send_now_ends_the_linger_of_the_producers_open_batches():
