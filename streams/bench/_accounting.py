@@ -139,20 +139,17 @@ def offset_gaps(box: Sandbox) -> dict[str, int]:
 
 def partitions(box: Sandbox, topic_name: str = "readings") -> list[dict]:
     """Per partition of the sandbox's topic: end offset, the app's committed offset, lag."""
-    from kafka import KafkaConsumer, TopicPartition
+    from streams.dispatch import clients
 
-    from streams.config.kafka import client_kwargs
-
-    topic = box.topic(topic_name)
     # A consumer of the app's group that never subscribes: it reads the group's committed
     # offsets without joining the group (the workers keep their partitions).
-    group = box.env["CROWDSAFE_APP_ID"]
-    consumer = KafkaConsumer(**client_kwargs(box.settings()), group_id=group,
-                             enable_auto_commit=False)  # fmt: skip
+    consumer = clients.consumer(box.settings(), group=box.env["CROWDSAFE_APP_ID"])
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = clients.partitions(consumer, box.topic(topic_name))
         ends = consumer.end_offsets(tps)
-        committed = {tp: consumer.committed(tp) for tp in tps}
+        committed = clients.committed(consumer, tps)
+    except clients.TopicMissing:
+        return []  # nothing to show: the diagnosis leaves the partitions out
     finally:
         consumer.close()
     return [

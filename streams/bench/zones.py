@@ -81,30 +81,30 @@ def _metrics_shape(box: Sandbox) -> dict:
 
 
 def _changelog_bytes(box: Sandbox, table: str, timeout: float) -> list[int]:
-    """Sizes of each key's newest value in a table's changelog (read to its current end)."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Sizes of each key's newest value in a table's changelog, read to its current end (or
+    as far as ``timeout`` allowed: what was read is still sized)."""
+    from streams.dispatch import clients
 
     topic = f"{box.env['CROWDSAFE_APP_ID']}-{table}-changelog"
-    consumer = KafkaConsumer(
-        bootstrap_servers=box.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000
-    )
+    newest: dict[bytes, int] = {}
+
+    def keep(r) -> None:
+        if r.value is None:
+            newest.pop(r.key, None)  # a deleted key
+        else:
+            newest[r.key] = len(r.value)
+
+    # Sized as read, not kept (clients.read_to_end would hold every record: hundreds of MB at
+    # 100,000 zones); large polls, as a changelog of 100,000 zones is long.
+    consumer = clients.consumer(box.settings(), max_poll_records=10_000)
     try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        newest: dict[bytes, int] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                for r in records:
-                    if r.value is None:
-                        newest.pop(r.key, None)  # a deleted key
-                    else:
-                        newest[r.key] = len(r.value)
-        return list(newest.values())
+        tps = clients.partitions(consumer, topic)
+        clients.read_until(consumer, consumer.end_offsets(tps), keep, timeout)
+    except clients.TopicMissing:
+        pass  # no changelog yet: nothing to size
     finally:
         consumer.close()
+    return list(newest.values())
 
 
 def warm_zone_state_bytes(days: float = 7.0) -> int:
