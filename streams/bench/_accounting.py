@@ -16,10 +16,10 @@ past them), the consumer's offset gaps, and the worker's log tail.
 from __future__ import annotations
 
 import time
-import urllib.request
 from dataclasses import dataclass, field
 
 from streams.testing import Sandbox
+from streams.worker.metrics import samples, scrape
 
 
 @dataclass
@@ -127,14 +127,11 @@ class Accounting:
 
 def offset_gaps(box: Sandbox) -> dict[str, int]:
     """``crowdsafe_consumer_offset_gaps_total`` by outcome (sought, accepted)."""
-    url = f"http://127.0.0.1:{box.web_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        if line.startswith("crowdsafe_consumer_offset_gaps_total{"):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            out[outcome] = int(float(line.rsplit(" ", 1)[1]))
-    return out
+    return {
+        s.labels["outcome"]: int(s.value)
+        for s in samples(scrape(box.web_port))
+        if s.name == "crowdsafe_consumer_offset_gaps_total"
+    }
 
 
 def partitions(box: Sandbox, topic_name: str = "readings") -> list[dict]:

@@ -32,13 +32,13 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from streams.config.settings import get_settings
 from streams.ops import procs
 from streams.testing import Sandbox
 from streams.testing_faults import wait_for
+from streams.worker.metrics import samples, scrape
 
 SIZES = (100, 10_000, 100_000)
 QUICK_SIZES = (100, 10_000)
@@ -68,15 +68,14 @@ def _produce(box: Sandbox, messages: list[tuple[bytes, bytes]]) -> float:
 
 def _metrics_shape(box: Sandbox) -> dict:
     """Size of ``/metrics`` and how many of its series carry a zone label."""
-    url = f"http://127.0.0.1:{box.web_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=30).read().decode()  # noqa: S310 - loopback
-    samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-    zoned = [ln for ln in samples if 'zone="' in ln]
+    text = scrape(box.web_port, timeout=30)
+    series = list(samples(text))
+    zones = [s.labels["zone"] for s in series if "zone" in s.labels]
     return {
         "metrics_bytes": len(text),
-        "metrics_series": len(samples),
-        "metrics_zone_series": len(zoned),
-        "metrics_zones_labelled": len({ln.split('zone="', 1)[1].split('"', 1)[0] for ln in zoned}),
+        "metrics_series": len(series),
+        "metrics_zone_series": len(zones),
+        "metrics_zones_labelled": len(set(zones)),
     }
 
 
