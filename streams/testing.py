@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import socket
 import subprocess
 import sys
@@ -39,10 +38,6 @@ from streams.ops import procs
 # The folder this ``streams`` was imported from (a checkout, a worktree or site-packages):
 # ``python -m`` puts the cwd first on sys.path, so the subprocesses run this same copy.
 IMPORT_ROOT = Path(__file__).resolve().parents[1]
-
-
-# One sample line of the Prometheus text format: name, {labels}, value.
-_SAMPLE = re.compile(r"^(crowdsafe_[a-z_]+)(?:\{([^}]*)\})? ([0-9.e+-]+)$")
 
 
 def free_port() -> int:
@@ -262,8 +257,8 @@ class Sandbox:
         """The worker's reading counters from ``/metrics`` (they restart at zero with every
         incarnation): ``readings`` (applied), ``duplicates``, ``rerouted``, ``rejected``, and
         ``rejected:<class>`` for each dead-letter class."""
-        url = f"http://127.0.0.1:{self.web_port}/metrics"
-        text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
+        from streams.worker.metrics import samples, scrape
+
         names = {
             "crowdsafe_readings_total": "readings",
             "crowdsafe_readings_duplicate_total": "duplicates",
@@ -271,17 +266,13 @@ class Sandbox:
             "crowdsafe_readings_rejected_total": "rejected",
         }
         out = dict.fromkeys(names.values(), 0.0)
-        for line in text.splitlines():
-            m = _SAMPLE.match(line)
-            if not m or m.group(1) not in names:
+        for s in samples(scrape(self.web_port), "crowdsafe_readings_"):
+            if s.name not in names:
                 continue
-            key, value = names[m.group(1)], float(m.group(3))
+            key, value, reason = names[s.name], float(s.value), s.labels.get("reason")
             out[key] += value
-            reason = re.search(r'reason="([^"]*)"', m.group(2) or "")
-            if key == "rejected" and reason:
-                out[f"rejected:{reason.group(1)}"] = (
-                    out.get(f"rejected:{reason.group(1)}", 0) + value
-                )
+            if key == "rejected" and reason is not None:
+                out[f"rejected:{reason}"] = out.get(f"rejected:{reason}", 0) + value
         return out
 
     def health(self) -> int:

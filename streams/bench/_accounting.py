@@ -16,10 +16,10 @@ past them), the consumer's offset gaps, and the worker's log tail.
 from __future__ import annotations
 
 import time
-import urllib.request
 from dataclasses import dataclass, field
 
 from streams.testing import Sandbox
+from streams.worker.metrics import samples, scrape
 
 
 @dataclass
@@ -127,32 +127,26 @@ class Accounting:
 
 def offset_gaps(box: Sandbox) -> dict[str, int]:
     """``crowdsafe_consumer_offset_gaps_total`` by outcome (sought, accepted)."""
-    url = f"http://127.0.0.1:{box.web_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=10).read().decode()  # noqa: S310 - loopback
-    out: dict[str, int] = {}
-    for line in text.splitlines():
-        if line.startswith("crowdsafe_consumer_offset_gaps_total{"):
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            out[outcome] = int(float(line.rsplit(" ", 1)[1]))
-    return out
+    return {
+        s.labels["outcome"]: int(s.value)
+        for s in samples(scrape(box.web_port))
+        if s.name == "crowdsafe_consumer_offset_gaps_total"
+    }
 
 
 def partitions(box: Sandbox, topic_name: str = "readings") -> list[dict]:
     """Per partition of the sandbox's topic: end offset, the app's committed offset, lag."""
-    from kafka import KafkaConsumer, TopicPartition
+    from streams.dispatch import clients
 
-    from streams.config.kafka import client_kwargs
-
-    topic = box.topic(topic_name)
     # A consumer of the app's group that never subscribes: it reads the group's committed
     # offsets without joining the group (the workers keep their partitions).
-    group = box.env["CROWDSAFE_APP_ID"]
-    consumer = KafkaConsumer(**client_kwargs(box.settings()), group_id=group,
-                             enable_auto_commit=False)  # fmt: skip
+    consumer = clients.consumer(box.settings(), group=box.env["CROWDSAFE_APP_ID"])
     try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        tps = clients.partitions(consumer, box.topic(topic_name))
         ends = consumer.end_offsets(tps)
-        committed = {tp: consumer.committed(tp) for tp in tps}
+        committed = clients.committed(consumer, tps)
+    except clients.TopicMissing:
+        return []  # nothing to show: the diagnosis leaves the partitions out
     finally:
         consumer.close()
     return [

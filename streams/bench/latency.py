@@ -207,18 +207,17 @@ def _round(x: float | None) -> float | None:
 
 def _backlog(box: Sandbox) -> float:
     """The worker's uncommitted input messages (``crowdsafe_consumer_lag_messages``)."""
-    import urllib.request
+    from streams.worker.metrics import samples, scrape
 
-    url = f"http://127.0.0.1:{box.web_port}/metrics"
     try:
-        text = urllib.request.urlopen(url, timeout=5).read().decode()  # noqa: S310 - loopback
+        text = scrape(box.web_port, timeout=5)
     except OSError:
         return 0.0
     readings = box.topic("readings")
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("crowdsafe_consumer_lag_messages{") and f'"{readings}"' in line
+        float(s.value)
+        for s in samples(text, "crowdsafe_consumer_lag_messages")
+        if s.name == "crowdsafe_consumer_lag_messages" and s.labels.get("topic") == readings
     )
 
 

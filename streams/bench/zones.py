@@ -32,13 +32,13 @@ import shutil
 import signal
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 from streams.config.settings import get_settings
 from streams.ops import procs
 from streams.testing import Sandbox
 from streams.testing_faults import wait_for
+from streams.worker.metrics import samples, scrape
 
 SIZES = (100, 10_000, 100_000)
 QUICK_SIZES = (100, 10_000)
@@ -68,43 +68,42 @@ def _produce(box: Sandbox, messages: list[tuple[bytes, bytes]]) -> float:
 
 def _metrics_shape(box: Sandbox) -> dict:
     """Size of ``/metrics`` and how many of its series carry a zone label."""
-    url = f"http://127.0.0.1:{box.web_port}/metrics"
-    text = urllib.request.urlopen(url, timeout=30).read().decode()  # noqa: S310 - loopback
-    samples = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
-    zoned = [ln for ln in samples if 'zone="' in ln]
+    text = scrape(box.web_port, timeout=30)
+    series = list(samples(text))
+    zones = [s.labels["zone"] for s in series if "zone" in s.labels]
     return {
         "metrics_bytes": len(text),
-        "metrics_series": len(samples),
-        "metrics_zone_series": len(zoned),
-        "metrics_zones_labelled": len({ln.split('zone="', 1)[1].split('"', 1)[0] for ln in zoned}),
+        "metrics_series": len(series),
+        "metrics_zone_series": len(zones),
+        "metrics_zones_labelled": len(set(zones)),
     }
 
 
 def _changelog_bytes(box: Sandbox, table: str, timeout: float) -> list[int]:
-    """Sizes of each key's newest value in a table's changelog (read to its current end)."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Sizes of each key's newest value in a table's changelog, read to its current end (or
+    as far as ``timeout`` allowed: what was read is still sized)."""
+    from streams.dispatch import clients
 
     topic = f"{box.env['CROWDSAFE_APP_ID']}-{table}-changelog"
-    consumer = KafkaConsumer(
-        bootstrap_servers=box.bootstrap, enable_auto_commit=False, consumer_timeout_ms=2000
-    )
+    newest: dict[bytes, int] = {}
+
+    def keep(r) -> None:
+        if r.value is None:
+            newest.pop(r.key, None)  # a deleted key
+        else:
+            newest[r.key] = len(r.value)
+
+    # Sized as read, not kept (clients.read_to_end would hold every record: hundreds of MB at
+    # 100,000 zones); large polls, as a changelog of 100,000 zones is long.
+    consumer = clients.consumer(box.settings(), max_poll_records=10_000)
     try:
-        tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        ends = consumer.end_offsets(tps)
-        newest: dict[bytes, int] = {}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in tps):
-            for records in consumer.poll(timeout_ms=1000, max_records=10_000).values():
-                for r in records:
-                    if r.value is None:
-                        newest.pop(r.key, None)  # a deleted key
-                    else:
-                        newest[r.key] = len(r.value)
-        return list(newest.values())
+        tps = clients.partitions(consumer, topic)
+        clients.read_until(consumer, consumer.end_offsets(tps), keep, timeout)
+    except clients.TopicMissing:
+        pass  # no changelog yet: nothing to size
     finally:
         consumer.close()
+    return list(newest.values())
 
 
 def warm_zone_state_bytes(days: float = 7.0) -> int:

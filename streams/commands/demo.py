@@ -113,6 +113,7 @@ def _say(*parts: str) -> None:
 def _port_free(port: int) -> bool:
     """No process listens on ``port``. SO_REUSEADDR as the servers bind: the connections of a
     demo just stopped (TIME_WAIT, 60 s) must not make the next one say a demo is running."""
+    # A bind, not kafka_local._port_in_use's connect: whether our servers can bind it.
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -128,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     # wherever it was started from; SIGTERM (kill, a supervisor) stops everything the same way.
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    from streams.config.settings import get_settings
+    from streams.config.settings import env_names, get_settings
     from streams.ops.kafka_local import BrokerConfig, KafkaLocalError, down, status, up
 
     settings = get_settings()
@@ -145,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
     env = dict(os.environ)
     children: dict[str, subprocess.Popen] = {}
     try:
-        if not (env.get("KAFKA_BOOTSTRAP") or env.get("CROWDSAFE_KAFKA_BOOTSTRAP")):
+        if not any(env.get(name) for name in env_names("kafka_bootstrap")):
             config = BrokerConfig.from_settings(settings)
             # The children reach the broker the demo runs, also on a CROWDSAFE_KAFKA_PORT of its
             # own (the default bootstrap is 127.0.0.1:9092, whatever the port).
@@ -215,9 +216,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _exited(name: str, status: int, log_dir: Path) -> str:
     """Which process stopped, how, and the end of its log."""
+    from streams.ops.kafka_local import read_tail
+
     log = log_dir / f"{name}.log"
     tail = ""
     if log.exists():
-        lines = log.read_text(errors="replace").splitlines()[-12:]
+        lines = read_tail(log).splitlines()[-12:]
         tail = "\n" + "\n".join(f"  | {line[:200]}" for line in lines)
     return f"demo: the {name} exited with status {status}; its log: {log}{tail}"

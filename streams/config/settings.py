@@ -146,6 +146,18 @@ class Settings(BaseSettings):
         return self.kafka_data_dir or self.state_dir / "kafka"
 
 
+def env_names(field: str) -> tuple[str, ...]:
+    """The environment variables a field is read from: its aliases, else its prefixed name.
+
+    >>> env_names("kafka_bootstrap"), env_names("web_port")
+    (('KAFKA_BOOTSTRAP', 'CROWDSAFE_KAFKA_BOOTSTRAP'), ('CROWDSAFE_WEB_PORT',))
+    """
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(name) for name in alias.choices)
+    return (Settings.model_config["env_prefix"] + field.upper(),)
+
+
 @lru_cache
 def get_settings() -> Settings:
     return Settings()

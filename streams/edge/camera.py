@@ -22,7 +22,7 @@ from detectors.vision.flow import FlowMeter
 from detectors.vision.pressure import crowd_pressure
 from streams.config.site import load_site
 from streams.edge.camera_files import read_model
-from streams.edge.capture import Frame, Outage
+from streams.edge.capture import Frame, Outage, counted
 
 Sink = Callable[[dict[str, Any]], None]
 CSV_FIELDS = [
@@ -98,7 +98,7 @@ class CameraProcess:
             for item in items:
                 if isinstance(item, Outage):
                     self.on_outage(item)
-                elif item.index % self.config.every == 0:
+                elif counted(item.index, self.config.every):
                     self.on_frame(item)
         finally:
             if self._overlay is not None:

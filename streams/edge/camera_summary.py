@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.edge.capture import Frame, FrameSource, Outage
+from streams.edge.capture import Frame, FrameSource, Outage, counted
 from streams.ops.progress import Progress
 
 
@@ -56,7 +56,7 @@ def frames_to_count(source: FrameSource, every: int) -> int:
     """Frames the camera will count in a recording (0: a live source, or a file that does
     not say how many frames it holds), so that progress can show a share of them."""
     total = source.total_frames()
-    return math.ceil(total / every) if total else 0
+    return math.ceil(total / every) if total else 0  # how many of range(total) counted() takes
 
 
 def with_progress(
@@ -65,7 +65,7 @@ def with_progress(
     """``items`` unchanged; a step once each frame to count has been handed on and processed."""
     for item in items:
         yield item
-        if isinstance(item, Frame) and item.index % every == 0:
+        if isinstance(item, Frame) and counted(item.index, every):
             progress.step()
 
 

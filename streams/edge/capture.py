@@ -26,6 +26,16 @@ class Frame:
     image: np.ndarray
 
 
+def counted(index: int, every: int) -> bool:
+    """Whether the camera counts frame ``index`` when it counts every ``every``-th frame: the
+    first, then each ``every``-th after it (the others are read and dropped).
+
+    >>> [i for i in range(7) if counted(i, 3)]
+    [0, 3, 6]
+    """
+    return index % every == 0
+
+
 @dataclass(frozen=True)
 class Outage:
     ts_ms: int

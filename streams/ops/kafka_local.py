@@ -349,6 +349,7 @@ def _running_pid(config: BrokerConfig) -> int | None:
 
 
 def _port_in_use(port: int) -> bool:
+    # Connect, not a bind as demo._port_free: whether something answers (readiness too).
     with socket.socket() as s:
         s.settimeout(0.5)
         return s.connect_ex(("127.0.0.1", port)) == 0
@@ -478,12 +479,17 @@ def _tail_text(text: str, lines: int) -> str:
     return "\n".join(f"  | {line}" for line in text.strip().splitlines()[-lines:])
 
 
+def read_tail(path: Path, max_bytes: int = 64_000) -> str:
+    """The end of the file ``path`` (its last ``max_bytes``): a long log's last lines without
+    reading all of it."""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - max_bytes))
+        return f.read().decode(errors="replace")
+
+
 def _log_tail(config: BrokerConfig, lines: int = 25) -> str:
     parts = []
     for path in (config.stdout_log, config.server_log):
         if path.is_file() and path.stat().st_size:
-            with path.open("rb") as f:
-                f.seek(max(0, path.stat().st_size - 64_000))
-                text = f.read().decode(errors="replace")
-            parts.append(f"  {path}:\n{_tail_text(text, lines)}")
+            parts.append(f"  {path}:\n{_tail_text(read_tail(path), lines)}")
     return "\n".join(parts)

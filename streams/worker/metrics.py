@@ -5,8 +5,11 @@ thousands: per-zone series exist only for the zones given (``CROWDSAFE_METRICS_Z
 
 from __future__ import annotations
 
+import re
+import urllib.request
 from collections import Counter as Tally
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from typing import NamedTuple
 
 from prometheus_client import (
     CollectorRegistry,
@@ -338,3 +341,38 @@ class _ConsumerLag:
             if tp in done:
                 family.add_metric([tp.topic, str(tp.partition)], max(end - done[tp], 0))
         yield family
+
+
+# --- read back: the bench and the test harness (streams.testing) scrape a running worker ----
+
+
+def scrape(port: int, timeout: float = 10) -> str:
+    """The text of the ``/metrics`` a worker serves on ``127.0.0.1:port`` (an OSError when it
+    does not answer)."""
+    url = f"http://127.0.0.1:{port}/metrics"
+    with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - loopback
+        return resp.read().decode()
+
+
+class Sample(NamedTuple):
+    name: str
+    labels: dict[str, str]  # values as written (escapes kept: no label of ours has any)
+    value: float
+
+
+# A sample line of the text format: name, {labels}, value (comments and blank lines do not
+# match). A regex, not prometheus_client's parser: several times slower, and the bench polls.
+_LINE = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def samples(text: str, prefix: str = "") -> Iterator[Sample]:
+    """Every sample of a ``/metrics`` text whose name starts with ``prefix`` (a cheap filter:
+    with per-zone series, a worker's text has thousands of lines).
+
+    >>> list(samples('# TYPE c counter\\nc_total{kind="gate",le="+Inf"} 2.0\\nup 1', "c_"))
+    [Sample(name='c_total', labels={'kind': 'gate', 'le': '+Inf'}, value=2.0)]
+    """
+    for line in text.splitlines():
+        if line.startswith(prefix) and (m := _LINE.match(line)):
+            yield Sample(m[1], dict(_LABEL.findall(m[2])) if m[2] else {}, float(m[3]))
