@@ -47,7 +47,7 @@ def current_event(stream: faust.StreamT, event: faust.EventT) -> Iterator[None]:
 def committed_offset(consumer: Any, tp: Any) -> int | None:
     """Where ``tp`` must be read from: the consumer's committed offset (the next to read), as
     Faust last sought or committed it, or else the first offset of the partition a recovery
-    sought it to (:func:`seek_before_resume`); None if neither is known (faust-streaming 0.15:
+    sought it to (:func:`seek_uncommitted`); None if neither is known (faust-streaming 0.15:
     ``Consumer._committed_offset``)."""
     found = getattr(consumer, "_committed_offset", {})  # noqa: SLF001 - see the module docstring
     offset = found.get(tp)
@@ -210,10 +210,10 @@ async def seek_uncommitted(consumer: Any, tps: set) -> dict:
     already fetched during the recovery and dropped (the partition was paused), so its read
     offset has moved past them: a worker restarted before its first commit (2.8 s after its
     start) lost them for good, and the older readings of its zones then counted as duplicates
-    of the newer ones it went on with. Seen here: 394 and 480 zone states lost in 2 of ~40
-    SIGKILL runs (tests/faults), and a restart from an empty state folder that applied 0 of 49
-    readings. The offsets sought are kept for :func:`committed_offset`, so the agent's offset
-    guard (streams/worker/offsets.py) knows where these partitions start.
+    of the newer ones it went on with. Seen here: 394 and 480 zone states lost in 2 of 33
+    SIGKILL runs (tests/faults). The offsets sought are kept for :func:`committed_offset`, so
+    the agent's offset guard (streams/worker/offsets.py) and :func:`rewind` know where these
+    partitions start.
     """
     if consumer.app.conf.consumer_auto_offset_reset != "earliest":
         return {}  # "latest": where the reset put it is all that is known
@@ -240,8 +240,8 @@ async def rewind(consumer: Any, tps: set) -> dict:
     records at the committed offsets fetched 6 ms before "Worker ready", then fetches from the
     end only). A record that did reach the agent comes again and is dropped by its ``seq``.
     """
-    offsets = {tp: committed_offset(consumer, tp) for tp in tps}
-    offsets = {tp: offset for tp, offset in offsets.items() if offset is not None}
+    starts = {tp: committed_offset(consumer, tp) for tp in tps}
+    offsets = {tp: offset for tp, offset in starts.items() if offset is not None}
     for tp, offset in offsets.items():
         await consumer.seek(tp, offset)
     return offsets
