@@ -2,8 +2,11 @@
 
 Plain Python over the site model and a typed state per zone (:class:`streams.zone.state.ZoneState`),
 so it runs inside the Faust agent (one table write per zone per batch), in tests and in benchmarks
-alike. Detectors are configured from the site on every batch, never from stored state. Readings are applied
-one at a time in order, so results do not depend on how the stream was batched.
+alike. Detectors are configured from the site on every batch, never from stored state. Readings are
+recorded one at a time in order; the zone is then judged (its record, detectors and alarms) once per
+event time, after all the readings of that time: the zone at t is one observation, however many
+sources report it. Results do not depend on how the stream was batched, unless a batch ends between
+readings of one event time (that time is then judged again in the next batch).
 """
 
 from __future__ import annotations
@@ -69,6 +72,29 @@ class Outcome:
         return self.zone_states[-1] if self.zone_states else None
 
 
+@dataclass(slots=True)
+class _Moment:
+    """The readings of one zone applied at one judged event time, not judged yet."""
+
+    t: int
+    # The gates' net inflow of all of them: the forecaster learns inflow only when its clock
+    # moves on (persons per elapsed minute), so a second update at ``t`` would drop its share.
+    inflow: float | None = None
+
+    def add(self, inflow: float | None) -> None:
+        if inflow is not None:
+            self.inflow = inflow if self.inflow is None else self.inflow + inflow
+
+
+@dataclass(slots=True)
+class _Judges:
+    """A zone's detectors and alarm episodes, decoded once per batch."""
+
+    anomaly: SeasonalAnomalyDetector
+    forecaster: DensityForecaster
+    episodes: dict[str, Episode]
+
+
 class ZoneProcessor:
     """Applies readings to zone state using the site's zones, sources and thresholds."""
 
@@ -122,42 +148,66 @@ class ZoneProcessor:
         state = state if state is not None else ZoneState()
         out = Outcome(state=state)
         # Detector state is decoded once per batch and written back once: not once per reading.
-        anomaly, forecaster = self._detectors(zone, state)
-        episodes = {k: ep.episode() for k, ep in state.episodes.items()}
+        judges = self._judges(zone, state)
+        moment: _Moment | None = None  # the readings applied at one judged time, not judged yet
         for r in sorted(readings, key=lambda r: (r.ts, r.source_id, r.seq)):
-            watermark = state.ts if state.sources else None
-            verdict = self.clock.verdict(r.ts, watermark, arrived_ms, self._skew_ms(r.source_id))
-            if verdict is not None:
-                out.rejected.append(self._reject(state, r, verdict, arrived_ms))
+            # Sorted by event time, so the judged time never goes back: a reading judged later
+            # closes the moment before it changes the state.
+            if moment is not None and self._judged_at(state, r.ts, arrived_ms) != moment.t:
+                self._judge(zone, state, moment, judges, out)
+                moment = None
+            if not self._take(state, r, arrived_ms, out):
                 continue
-            recorded = self._record(state, r)
-            if recorded is None:
-                out.duplicates += 1
-                continue
-            out.seq_resets += recorded
-            out.applied.append(r)
             # Judged at the watermark, but never ahead of the wall clock nor before the last
             # judgement: a late reading does not take the zone back in time.
             t = state.judged_ts = self.clock.judged_at(state.ts, arrived_ms, state.judged_ts)
-            snapshot = self._snapshot(zone, state, t)
-            inflow = _net_inflow(r)
-            day = self.calendar.day(t, zone_id)
-            score = anomaly.update(t, snapshot.occupancy, day)
-            forecast = forecaster.update(t, snapshot.occupancy, inflow)
-            _forecast_fields(snapshot, score, forecast, snapshot.occupancy is None)
-            snapshot.anomaly_stage = anomaly.stage
-            snapshot.calendar = day.label or None
-            out.alerts.extend(self._alerts(zone, episodes, snapshot))
-            if out.zone_states and out.zone_states[-1].ts == snapshot.ts:
-                out.zone_states[-1] = snapshot
-            else:
-                out.zone_states.append(snapshot)
+            if moment is None:
+                moment = _Moment(t)
+            moment.add(_net_inflow(r))
+        if moment is not None:
+            self._judge(zone, state, moment, judges, out)
         if arrived_ms is not None and out.zone_states:
             state.arrived_ms = arrived_ms
-        state.anomaly = AnomalyState.of(anomaly.to_state())
-        state.forecast = ForecastState.of(forecaster.to_state())
-        state.episodes = {k: EpisodeState.of(ep) for k, ep in episodes.items()}
+        state.anomaly = AnomalyState.of(judges.anomaly.to_state())
+        state.forecast = ForecastState.of(judges.forecaster.to_state())
+        state.episodes = {k: EpisodeState.of(ep) for k, ep in judges.episodes.items()}
         return out
+
+    def _take(self, state: ZoneState, r: Reading, arrived_ms: int | None, out: Outcome) -> bool:
+        """Record ``r`` in the zone's state; False when it is rejected or a duplicate."""
+        watermark = state.ts if state.sources else None
+        verdict = self.clock.verdict(r.ts, watermark, arrived_ms, self._skew_ms(r.source_id))
+        if verdict is not None:
+            out.rejected.append(self._reject(state, r, verdict, arrived_ms))
+            return False
+        recorded = self._record(state, r)
+        if recorded is None:
+            out.duplicates += 1
+            return False
+        out.seq_resets += recorded
+        out.applied.append(r)
+        return True
+
+    def _judged_at(self, state: ZoneState, ts: int, arrived_ms: int | None) -> int:
+        """The time the zone would be judged at were a reading at ``ts`` applied now."""
+        return self.clock.judged_at(max(state.ts, ts), arrived_ms, state.judged_ts)
+
+    def _judge(
+        self, zone: Zone, state: ZoneState, moment: _Moment, judges: _Judges, out: Outcome
+    ) -> None:
+        """The zone's record, detectors and alarms at ``moment.t``, once for all the readings
+        applied at that time: fed once per reading, the detectors would count one observation
+        (the zone at t) several times, the first ones from part of its readings."""
+        t = moment.t
+        snapshot = self._snapshot(zone, state, t)
+        day = self.calendar.day(t, zone.id)
+        score = judges.anomaly.update(t, snapshot.occupancy, day)
+        forecast = judges.forecaster.update(t, snapshot.occupancy, moment.inflow)
+        _forecast_fields(snapshot, score, forecast, snapshot.occupancy is None)
+        snapshot.anomaly_stage = judges.anomaly.stage
+        snapshot.calendar = day.label or None
+        out.alerts.extend(self._alerts(zone, judges.episodes, snapshot))
+        out.zone_states.append(snapshot)  # moments of a batch have distinct times: one each
 
     def sweep(
         self, zone_id: str, state: ZoneState | None, now_ms: int, since_ms: int = 0
@@ -191,6 +241,11 @@ class ZoneProcessor:
             state.episodes = {k: EpisodeState.of(ep) for k, ep in episodes.items()}
             out.zone_states.append(snapshot)
         return out
+
+    def _judges(self, zone: Zone, state: ZoneState) -> _Judges:
+        """The zone's detectors and alarm episodes, resumed from its state for one batch."""
+        anomaly, forecaster = self._detectors(zone, state)
+        return _Judges(anomaly, forecaster, {k: ep.episode() for k, ep in state.episodes.items()})
 
     def _detectors(
         self, zone: Zone, state: ZoneState

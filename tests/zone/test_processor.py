@@ -369,3 +369,29 @@ def test_a_stored_forecast_of_an_older_version_starts_a_new_trend_not_a_crash():
     )
     assert nxt.zone_state.minutes_to_critical is None  # warming up again
     assert nxt.state.forecast is not None and nxt.state.forecast.v == 3
+
+
+def test_readings_of_one_event_time_are_judged_once():
+    """Three cameras at one time are one observation of the zone: one zone state, and the
+    forecaster learns one point (its sum of weights is 1, not 3), from all three readings."""
+    p = ZoneProcessor(SITE)
+    cams = ["cam-square-n", "cam-square-s", "lookout-square"]
+    out = p.apply("main-square", None, [reading(c, "main-square", count=100) for c in cams])
+    assert [z.ts for z in out.zone_states] == [T0] and len(out.applied) == 3
+    assert out.zone_state.sources.fresh == sorted(cams)
+    assert out.state.forecast.sums[0] == 1.0
+
+
+def test_gate_inflow_of_one_event_time_is_learned_whole():
+    """Two gate readings at one time: the forecaster learns the net inflow of both (fed one
+    at a time, the second came at no elapsed time and was dropped)."""
+    p = ZoneProcessor(SITE)
+    first = reading("gate-metro", "metro-interchange", entered=0, exited=0)
+    state = p.apply("metro-interchange", None, [first]).state
+    later = [
+        reading("gate-metro", "metro-interchange", ts=T0 + 60_000, seq=2, entered=30, exited=0),
+        reading("gate-metro", "metro-interchange", ts=T0 + 60_000, seq=3, entered=25, exited=5),
+    ]
+    out = p.apply("metro-interchange", state, later)
+    assert out.state.forecast.inflow == [50.0, 1.0]  # persons over one minute
+    assert len(out.zone_states) == 1
