@@ -54,17 +54,17 @@ def test_surge_raises_then_clears_for_the_surge_zone_only(pipeline, schema_file)
     assert len({r["incident_id"] for r in crowd}) == 1, crowd
     assert [r["seq"] for r in crowd] == list(range(1, len(crowd) + 1))
     story = [(r["transition"], r["severity"], r["alert_id"].split("/")[1]) for r in crowd]
-    assert story[0] == ("raised", "warning", "forecast"), story
-    assert ("severity-up", "critical", "forecast") in story or (
-        "severity-up",
-        "critical",
-        "density",
-    ) in story, story
+    # The forecast opens it at the severity it foresees: warning density within 15 min, or
+    # critical within 5 (the ramp crosses critical ~3 min after the forecast's 60 s hold; with
+    # the gate's net inflow counted the forecaster often sees that at once). Either way the
+    # incident reaches critical before it clears.
+    assert story[0][0::2] == ("raised", "forecast"), story
+    assert story[0][1] == "critical" or ("severity-up", "critical") in [s[:2] for s in story], story
     assert crowd[-1]["transition"] == "cleared" and crowd[-1]["state"] == "cleared", story
     # Routed by the bundled site's rules: staff always, police once critical.
-    critical = next(r for r in crowd if r["transition"] == "severity-up")
-    assert critical["routes"] == ["police", "station-staff"], critical
-    assert crowd[0]["routes"] == ["station-staff"]
+    for record in (r for r in crowd if r["transition"] in ("raised", "severity-up")):
+        police = ["police"] if record["severity"] == "critical" else []
+        assert record["routes"] == [*police, "station-staff"], story
     density = [a for a in alerts if a["kind"] == "density"]
     assert len({a["alert_id"] for a in density}) == 1  # one episode, one id
     raised, escalated, done = density
