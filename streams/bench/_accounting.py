@@ -48,10 +48,17 @@ class Accounting:
     @property
     def rate(self) -> float | None:
         """Readings/s accounted from the first look to the last reading; None unless every
-        reading was, or when the worker was done before the first look."""
+        reading was, or when the worker had done more than half of them before the first look
+        (the rest is too short to time: the look comes up to half a second after the worker is
+        ready, and a quick batched run once timed 1,280 readings left over 0.2 s, 6,300/s).
+
+        >>> Accounting(1000, applied=1000, outcome="accounted", first_seen=200, waited_s=2.0).rate
+        400.0
+        >>> Accounting(1000, applied=1000, outcome="accounted", first_seen=600, waited_s=2.0).rate
+        """
         if self.outcome != "accounted" or not self.waited_s or self.first_seen is None:
             return None
-        if self.first_seen >= self.produced:
+        if self.first_seen > self.produced / 2:
             return None
         return (self.produced - self.first_seen) / self.waited_s
 
