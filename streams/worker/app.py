@@ -150,6 +150,10 @@ def faust_app(settings: Settings) -> faust.App:
         # What an edge producer can send (kafka-python's and the Java client's 1 MiB), the worker
         # can send on: a re-routed message of up to 1 MB plus key and headers (Faust: 1,000,000).
         producer_max_request_size=1_048_576,
+        # Per partition and fetch (Faust's default 1 MiB, ~1,200 zone states): a worker rebuilding
+        # its tables from the changelogs waited on fetch round trips; with 4 MiB the replay of
+        # 10,000 zones' changelog took 5.0-5.2 s instead of 8.6-8.8 (16 MiB: no better).
+        consumer_max_fetch_size=4 * 1024 * 1024,
         autodiscover=False,
     )
 
