@@ -266,7 +266,7 @@ class Sandbox:
             "crowdsafe_readings_rejected_total": "rejected",
         }
         out = dict.fromkeys(names.values(), 0.0)
-        for s in samples(scrape(self.web_port), "crowdsafe_readings_"):
+        for s in samples(scrape(self.web_port, names=names), "crowdsafe_readings_"):
             if s.name not in names:
                 continue
             key, value, reason = names[s.name], float(s.value), s.labels.get("reason")

@@ -11,7 +11,9 @@ import time
 
 import msgspec
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from streams.worker.metrics import exposition
 
 
 def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
@@ -82,5 +84,6 @@ def register_views(w) -> None:  # w: streams.worker.app.WorkerApp
     @app.page("/metrics")
     class Metrics(View):
         async def get(self, request: Request) -> Response:
-            body = generate_latest(w.metrics.registry)
+            names = request.query.getall("name[]", [])  # type: ignore[attr-defined]
+            body = exposition(w.metrics.registry, names)
             return self.bytes(body, content_type=CONTENT_TYPE_LATEST.split(";")[0])

@@ -192,3 +192,21 @@ def test_a_zone_that_goes_blind_moves_to_unknown(metrics):
     metrics.observe_zone(zone_state(occupancy=None, offline=["cam-ticket-hall"]))
     assert value(metrics, "crowdsafe_zones", kind="queuing", level="ok") == 0
     assert value(metrics, "crowdsafe_zones", kind="queuing", level="unknown") == 1
+
+
+def test_a_scrape_of_some_names_neither_tallies_the_zones_nor_shows_them(metrics, monkeypatch):
+    from streams.worker import metrics as module
+
+    for i in range(50):
+        metrics.observe_zone(zone_state(f"z{i}", occupancy=1000 + i))
+    metrics.readings.labels(kind="camera").inc(7)
+    tallies = []
+    real = module.Tally
+    monkeypatch.setattr(module, "Tally", lambda *a: tallies.append(1) or real(*a))
+
+    some = module.exposition(metrics.registry, ["crowdsafe_readings_total"]).decode()
+    assert 'crowdsafe_readings_total{kind="camera"} 7.0' in some
+    assert "crowdsafe_zones" not in some and "crowdsafe_zone_density" not in some
+    assert tallies == []  # the per-kind aggregate over every zone was not computed
+    whole = module.exposition(metrics.registry).decode()
+    assert 'crowdsafe_zones{kind="queuing",level="ok"} 50.0' in whole and tallies == [1]

@@ -49,7 +49,9 @@ def test_only_our_pages_on_loopback_and_health_follows_the_agent(pipeline):
     status, body = get(base + "/health")
     assert status == 200 and json.loads(body)["agent"] == "running"
     status, metrics = get(base + "/metrics")
-    assert b"crowdsafe_agent_up 1.0" in metrics
+    assert b"crowdsafe_agent_up 1.0" in metrics and b"# HELP crowdsafe_zones " in metrics
+    status, some = get(base + "/metrics?name[]=crowdsafe_agent_up")  # as prometheus_client's
+    assert status == 200 and b"crowdsafe_agent_up 1.0" in some and b"crowdsafe_zones" not in some
 
 
 def crc32_partition(key: bytes, partitions: int) -> int:
