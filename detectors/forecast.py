@@ -128,13 +128,14 @@ class DiscountedQuadratic:
         """Weighted mean time of the readings (minutes, negative: before the newest)."""
         return self.s[1] / self.s[0] if self.s[0] > 0.0 else 0.0
 
-    def add(self, y: float) -> None:
-        """A reading at the time origin (the newest reading's time)."""
+    def add(self, y: float, w: float = 1.0) -> None:
+        """A reading at the time origin (the newest reading's time), of weight ``w``: 1 for a
+        count, the minutes it covers for a rate (its variance falls as 1 / minutes)."""
         s = self.s
-        s[0] += 1.0
-        s[5] += y
-        s[8] += y * y
-        s[9] += 1.0
+        s[0] += w
+        s[5] += w * y
+        s[8] += w * y * y
+        s[9] += w if w != 1.0 else 1.0  # Σw² of precision weights: the weighted sum's variance
 
     def fit(self, degree: int = 2) -> tuple[list[float], list[list[float]], float] | None:
         """Level, rate and acceleration at the time origin, their covariance and the residual
@@ -225,8 +226,7 @@ class DensityForecaster:
         "recent",
         "short",
         "long",
-        "in_net",
-        "in_time",
+        "gate",
     )
 
     def __init__(
@@ -269,8 +269,9 @@ class DensityForecaster:
         # The last couple of minutes alone: a crowd that turned back is moving away now, even
         # while the curve through the last quarter hour, its rise included, still climbs.
         self.recent = DiscountedQuadratic()
-        # Gate net inflow: forgetting sums of persons and of the minutes they came in.
-        self.in_net = self.in_time = 0.0
+        # Gate net inflow: persons a minute at each reading, weighted by the minutes it covers,
+        # fitted with a straight line: its level is the rate now, its slope the acceleration.
+        self.gate = DiscountedQuadratic()
 
     def _advance(self, t: float) -> float:
         """Move the clock to ``t`` (minutes): forget and re-centre the sums; return the step."""
@@ -286,8 +287,8 @@ class DensityForecaster:
         self.short.advance(d, keep)
         self.long.advance(d, 0.5 ** (d / max(self.accel_memory_min, 6.0 * self.step)))
         self.recent.advance(d, 0.5 ** (d / max(RECENT_MIN, 3.0 * self.step)))
-        self.in_net *= keep
-        self.in_time *= keep
+        if self.gate.s[0] > 0.0:  # zones without gates pay nothing for them
+            self.gate.advance(d, keep)
         self.t_last = t
         return d
 
@@ -303,8 +304,7 @@ class DensityForecaster:
             self._forget_trend()
         dt = self._advance(max(t, self.t_last if self.t_last is not None else t))
         if net_inflow is not None and math.isfinite(net_inflow) and dt > 0.0:
-            self.in_net += net_inflow
-            self.in_time += dt
+            self.gate.add(net_inflow / dt, dt)
         if occupancy is not None and math.isfinite(occupancy):
             y = max(float(occupancy), 0.0)
             self.y_last = y
@@ -334,12 +334,11 @@ class DensityForecaster:
         heading = rate > self.min_t * math.sqrt(max(cov[1][1], 0.0))
         if recent is not None:  # ... and not falling over the last minutes (moving away).
             heading = heading and recent[0][1] + math.sqrt(max(recent[1][1][1], 0.0)) > 0.0
-        gate_rate = None
-        if self.in_time > 0.0:
-            # Two independent views of the same rate: average them, and let the band span both.
-            gate_rate = self.in_net / self.in_time
-            rate = 0.5 * (rate + gate_rate)
-            heading = heading and gate_rate > 0.0
+        gate = self._gate() if self.gate.s[0] > 0.0 else None
+        if gate is not None:
+            # Two independent views of the same rate: weigh them by their variances.
+            rate, cov[1][1] = _fuse(rate, cov[1][1], gate[0], gate[1])
+            heading = heading and gate[0] > 0.0  # the gates say it empties: moving away
         # The acceleration (the long memory's fit) matters only for a crossing still ahead:
         # fitted only then (_minutes_to returns before using it otherwise), as it costs a third
         # of the forecast and most readings are of zones not heading anywhere.
@@ -348,8 +347,10 @@ class DensityForecaster:
             long = self.long.fit()
             if long is not None:
                 accel, accel_var = long[0][2], long[1][2][2]
+            if gate is not None and gate[3] is not None:  # the inflow's own slope
+                accel, accel_var = _fuse(accel, accel_var, gate[2], gate[3])
         cov = [[cov[0][0], cov[0][1], 0.0], [cov[1][0], cov[1][1], 0.0], [0.0, 0.0, accel_var]]
-        args = (max(level, 0.0), rate, accel, cov, gate_rate, heading)
+        args = (max(level, 0.0), rate, accel, cov, heading)
         warn = self._minutes_to(self.warning, now, *args)
         crit = self._minutes_to(self.critical, now, *args)
         return Forecast(max(level, 0.0) / self.area_m2, rate / self.area_m2, *warn, *crit)
@@ -365,7 +366,6 @@ class DensityForecaster:
         rate: float,
         accel: float,
         cov: list[list[float]],
-        gate_rate: float | None,
         heading: bool,
     ) -> tuple[float | None, float | None, float | None]:
         limit = density * self.area_m2
@@ -391,12 +391,17 @@ class DensityForecaster:
         slope = self._path(rate, accel, minutes)[1]
         cv = min(math.sqrt(max(var, 0.0)) / max(slope, 1e-9) / minutes, 10.0)
         low, high = minutes * math.exp(-self.band_z * cv), minutes * math.exp(self.band_z * cv)
-        if gate_rate is not None:
-            for r in (gate_rate, 2.0 * rate - gate_rate):  # each view on its own
-                m = self._crossing(gap, r, accel) if r > 0.0 else None
-                low = min(low, m) if m is not None else low
-                high = max(high, m) if m is not None else high
         return minutes, low, high
+
+    def _gate(self) -> tuple[float, float, float, float | None]:
+        """The gates' rate now (persons a minute), its variance, their acceleration and its
+        variance (``None`` while the inflow spans too few minutes for a slope: then the mean
+        rate, as uncertain as the cameras' say nothing more)."""
+        fit = self.gate.fit(degree=1)
+        if fit is None:
+            return self.gate.s[5] / self.gate.s[0], math.inf, 0.0, None
+        (rate, slope, _), cov, _ = fit
+        return rate, cov[0][0], slope, cov[1][1]
 
     def _stretch(self) -> float:
         """How much sparse readings stretch the memories, and with them the damping."""
@@ -442,7 +447,10 @@ class DensityForecaster:
             "t": self.t_last,
             "st": self.step,
             "s": self.short.s + self.long.s + self.recent.s,
-            "in": [self.in_net, self.in_time],
+            # The gates' persons and minutes (what version 3 kept), and the rest of their
+            # line's sums (Σw t, Σw t², Σw t y, Σw y², Σw²; its fit needs no others).
+            "in": [self.gate.s[5], self.gate.s[0]],
+            "g": [self.gate.s[i] for i in (1, 2, 6, 8, 9)],
             "y": self.y_last,
         }
 
@@ -461,7 +469,11 @@ class DensityForecaster:
         f.t_last, f.step, f.y_last = state["t"], state["st"], state["y"]
         sums = state["s"]
         f.short, f.long, f.recent = (DiscountedQuadratic(sums[i : i + 10]) for i in (0, 10, 20))
-        f.in_net, f.in_time = state["in"]
+        net, minutes = state["in"]
+        # A state written before the gates' line ("g") resumes their mean rate; the line
+        # starts anew (it forgets in minutes anyway).
+        s1, s2, sty, syy, sw2 = state.get("g") or (0.0, 0.0, 0.0, 0.0, 0.0)
+        f.gate = DiscountedQuadratic([minutes, s1, s2, 0.0, 0.0, net, sty, 0.0, syy, sw2])
         return f
 
 
@@ -486,6 +498,24 @@ def _apart(line: tuple, curve: tuple, at: float, z: float) -> bool:
     return abs(level_gap) > z * math.sqrt(max(ca[0][0] + cb[0][0], 0.0)) or abs(
         rate_gap
     ) > z * math.sqrt(max(ca[1][1] + cb[1][1], 0.0))
+
+
+def _fuse(a: float, var_a: float, b: float, var_b: float) -> tuple[float, float]:
+    """Two independent estimates of one quantity, weighed by their inverse variances (the
+    minimum-variance unbiased combination; Gauss 1823): the estimate and its variance. Equal
+    weights when both variances are ~0 (readings on a perfect line).
+
+    >>> _fuse(10.0, 4.0, 20.0, 1.0)
+    (18.0, 0.8)
+    >>> _fuse(10.0, 0.0, 20.0, 0.0), _fuse(10.0, 4.0, 99.0, math.inf)
+    ((15.0, 0.0), (10.0, 4.0))
+    """
+    var_a, var_b = max(var_a, 1e-12), max(var_b, 1e-12)
+    if math.isinf(var_b):
+        return a, var_a
+    w = var_b / (var_a + var_b)
+    var = var_a * var_b / (var_a + var_b)
+    return w * a + (1.0 - w) * b, var if var > 1e-11 else 0.0
 
 
 def _fade(half_life: float, minutes: float) -> float:
