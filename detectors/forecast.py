@@ -128,14 +128,13 @@ class DiscountedQuadratic:
         """Weighted mean time of the readings (minutes, negative: before the newest)."""
         return self.s[1] / self.s[0] if self.s[0] > 0.0 else 0.0
 
-    def add(self, y: float, w: float = 1.0) -> None:
-        """A reading at the time origin (the newest reading's time), of weight ``w``: 1 for a
-        count, the minutes it covers for a rate (its variance falls as 1 / minutes)."""
+    def add(self, y: float) -> None:
+        """A reading at the time origin (the newest reading's time)."""
         s = self.s
-        s[0] += w
-        s[5] += w * y
-        s[8] += w * y * y
-        s[9] += w if w != 1.0 else 1.0  # Σw² of precision weights: the weighted sum's variance
+        s[0] += 1.0
+        s[5] += y
+        s[8] += y * y
+        s[9] += 1.0
 
     def fit(self, degree: int = 2) -> tuple[list[float], list[list[float]], float] | None:
         """Level, rate and acceleration at the time origin, their covariance and the residual
@@ -177,6 +176,65 @@ class DiscountedQuadratic:
         return [c0, c1, 2.0 * c2 if degree == 2 else 0.0], cov, resid_var
 
 
+class DiscountedLine:
+    """A straight line fitted to rates by discounted weighted least squares (Brown 1963, ch. 9,
+    with precision weights): seven running sums, time measured from the newest rate. A rate
+    over ``w`` minutes of counts weighs ``w`` (its variance falls as 1 / minutes).
+
+    >>> g = DiscountedLine()
+    >>> for m in range(31):
+    ...     g.advance(1.0 if m else 0.0, 0.9)
+    ...     g.add(10.0 + 0.5 * m, 1.0)
+    >>> [round(x, 6) for x in g.fit()[::2]]   # rate now, its slope (the acceleration)
+    [25.0, 0.5]
+    """
+
+    __slots__ = ("s",)
+
+    def __init__(self, sums: list[float] | None = None) -> None:
+        # sum w, w t, w t², w y, w t y, w y², and Σw (the weights' own sum, for the variance).
+        self.s = list(sums) if sums is not None else [0.0] * 7
+
+    def advance(self, d: float, keep: float) -> None:
+        """Move the time origin ``d`` minutes on and weigh every rate by ``keep``."""
+        s0, s1, s2, sy, sty, syy, sw = self.s
+        self.s = [
+            s0 * keep,
+            (s1 - d * s0) * keep,
+            (s2 - 2 * d * s1 + d * d * s0) * keep,
+            sy * keep,
+            (sty - d * sy) * keep,
+            syy * keep,
+            sw * keep * keep,
+        ]
+
+    def add(self, y: float, w: float) -> None:
+        s = self.s
+        s[0] += w
+        s[3] += w * y
+        s[5] += w * y * y
+        s[6] += w  # precision weights: Var(Σ w y) ∝ Σ w, not Σ w²
+
+    def mean(self) -> float:
+        return self.s[3] / self.s[0]
+
+    def fit(self) -> tuple[float, float, float, float] | None:
+        """Level (the rate now), its variance, slope and its variance; ``None`` while the rates
+        span less than ``MIN_SPAN_MIN`` minutes (as :meth:`DiscountedQuadratic.fit`)."""
+        s0, s1, s2, sy, sty, syy, sw = self.s
+        if s0 <= 0.0 or sw <= 0.0:
+            return None
+        n_eff = s0 * s0 / sw
+        det = s0 * s2 - s1 * s1
+        if n_eff < 3.0 or det < s0 * s0 * MIN_SPAN_MIN**2 / 12.0:
+            return None
+        slope = (s0 * sty - s1 * sy) / det
+        level = (sy - slope * s1) / s0
+        resid_var = max(syy - level * sy - slope * sty, 0.0) / s0 * n_eff / max(n_eff - 2.0, 1.0)
+        scale = resid_var * sw / s0
+        return level, scale * s2 / det, slope, scale * s0 / det
+
+
 class DensityForecaster:
     """Time to warning/critical density from the occupancy trend and optional gate net inflow.
 
@@ -193,14 +251,14 @@ class DensityForecaster:
     * ``min_t``: the rate now must be this many standard errors above zero to forecast at all.
 
     A zone of 1000 m² filling by 20 people a minute from 1000 people: a straight line would
-    reach 2 p/m² in 20 min; the damped path, which does not assume the rate lasts, says 34, and
-    never reaches 3 p/m² (1400 more people: more than the rate carries before it fades):
+    reach 2 p/m² in 20 min; the damped path, which does not assume the rate lasts, says 21, and
+    never reaches 6 p/m² (4400 more people: more than the rate carries before it fades):
 
-    >>> f = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    >>> f = DensityForecaster(area_m2=1000, warning=2.0, critical=6.0)
     >>> for minute in range(0, 31):
     ...     out = f.update(minute * 60_000, 1000 + 20 * minute)
     >>> round(out.density, 2), round(out.minutes_to_warning), out.minutes_to_critical
-    (1.6, 34, None)
+    (1.6, 21, None)
     >>> for minute in range(31, 41):   # it empties again: moving away, no countdown
     ...     out = f.update(minute * 60_000, 1600 - 30 * (minute - 30))
     >>> out.minutes_to_warning is None and out.minutes_to_critical is None
@@ -220,6 +278,7 @@ class DensityForecaster:
         "trend_half_life_min",
         "min_t",
         "accel_memory_min",
+        "band_growth_min",
         "t_last",
         "step",
         "y_last",
@@ -236,11 +295,12 @@ class DensityForecaster:
         critical: float,
         half_life_min: float = 6.0,
         horizon_min: float = 120.0,
-        band_z: float = 3.5,
-        accel_half_life_min: float = 10.0,
-        trend_half_life_min: float = 20.0,
-        min_t: float = 4.0,
-        accel_memory_min: float = 20.0,
+        band_z: float = 3.3,
+        accel_half_life_min: float = 60.0,
+        trend_half_life_min: float = 120.0,
+        min_t: float = 5.0,
+        accel_memory_min: float = 10.0,
+        band_growth_min: float = 25.0,
     ) -> None:
         if area_m2 <= 0:
             raise ValueError(f"area must be > 0 m², got {area_m2}")
@@ -256,6 +316,7 @@ class DensityForecaster:
         self.trend_half_life_min = float(trend_half_life_min)
         self.min_t = float(min_t)
         self.accel_memory_min = float(accel_memory_min)
+        self.band_growth_min = float(band_growth_min)
         self._forget_trend()
 
     def _forget_trend(self) -> None:
@@ -271,7 +332,7 @@ class DensityForecaster:
         self.recent = DiscountedQuadratic()
         # Gate net inflow: persons a minute at each reading, weighted by the minutes it covers,
         # fitted with a straight line: its level is the rate now, its slope the acceleration.
-        self.gate = DiscountedQuadratic()
+        self.gate = DiscountedLine()
 
     def _advance(self, t: float) -> float:
         """Move the clock to ``t`` (minutes): forget and re-centre the sums; return the step."""
@@ -389,7 +450,11 @@ class DensityForecaster:
         )
         var = sum(x[i] * cov[i][j] * x[j] for i in range(3) for j in range(3))
         slope = self._path(rate, accel, minutes)[1]
-        cv = min(math.sqrt(max(var, 0.0)) / max(slope, 1e-9) / minutes, 10.0)
+        # The fit's errors are those of a rate and acceleration held constant; they too wander,
+        # so the error grows faster with the horizon than the fit's own (Hyndman et al. 2008,
+        # ch. 6: a local trend's forecast variance grows with the horizon's cube).
+        growth = 1.0 + minutes / self.band_growth_min
+        cv = min(math.sqrt(max(var, 0.0)) / max(slope, 1e-9) / minutes * growth, 10.0)
         low, high = minutes * math.exp(-self.band_z * cv), minutes * math.exp(self.band_z * cv)
         return minutes, low, high
 
@@ -397,11 +462,8 @@ class DensityForecaster:
         """The gates' rate now (persons a minute), its variance, their acceleration and its
         variance (``None`` while the inflow spans too few minutes for a slope: then the mean
         rate, as uncertain as the cameras' say nothing more)."""
-        fit = self.gate.fit(degree=1)
-        if fit is None:
-            return self.gate.s[5] / self.gate.s[0], math.inf, 0.0, None
-        (rate, slope, _), cov, _ = fit
-        return rate, cov[0][0], slope, cov[1][1]
+        fit = self.gate.fit()
+        return fit if fit is not None else (self.gate.mean(), math.inf, 0.0, None)
 
     def _stretch(self) -> float:
         """How much sparse readings stretch the memories, and with them the damping."""
@@ -448,9 +510,9 @@ class DensityForecaster:
             "st": self.step,
             "s": self.short.s + self.long.s + self.recent.s,
             # The gates' persons and minutes (what version 3 kept), and the rest of their
-            # line's sums (Σw t, Σw t², Σw t y, Σw y², Σw²; its fit needs no others).
-            "in": [self.gate.s[5], self.gate.s[0]],
-            "g": [self.gate.s[i] for i in (1, 2, 6, 8, 9)],
+            # line's sums.
+            "in": [self.gate.s[3], self.gate.s[0]],
+            "g": [self.gate.s[i] for i in (1, 2, 4, 5, 6)],
             "y": self.y_last,
         }
 
@@ -472,8 +534,8 @@ class DensityForecaster:
         net, minutes = state["in"]
         # A state written before the gates' line ("g") resumes their mean rate; the line
         # starts anew (it forgets in minutes anyway).
-        s1, s2, sty, syy, sw2 = state.get("g") or (0.0, 0.0, 0.0, 0.0, 0.0)
-        f.gate = DiscountedQuadratic([minutes, s1, s2, 0.0, 0.0, net, sty, 0.0, syy, sw2])
+        s1, s2, sty, syy, sw = state.get("g") or (0.0, 0.0, 0.0, 0.0, 0.0)
+        f.gate = DiscountedLine([minutes, s1, s2, net, sty, syy, sw])
         return f
 
 
