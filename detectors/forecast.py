@@ -5,13 +5,17 @@ forgetting by elapsed time (discounted least squares of a second-order
 polynomial, Brown, "Smoothing, Forecasting and Prediction", 1963, ch. 9), each ten running sums
 re-centred on the newest reading: O(1) per update, a few numbers of state. A short memory (6
 min) gives the level and rate now, without the lag of a straight line through the last quarter
-of an hour; a longer one (20 min) gives the acceleration, which a few minutes cannot tell from
-noise; a 1.5-minute straight line says whether the crowd is falling now, and takes over at a
-turn sharper than the short memory (a crowd that stopped rising, a queue released). The path
-ahead is damped (Gardner & McKenzie 1985): the rate fades with a 20-minute
-half-life (a crowd's short-term surges mostly revert) and the acceleration with a 10-minute one,
-so a build-up that speeds up is foreseen and a wander is not extrapolated for an hour. Where
-gates report it, the net inflow (entered - exited) gives a second, independent rate.
+of an hour; a longer one (10 min) gives the acceleration, which a few minutes cannot tell from
+noise (20 min, as before, still remembered the flat crowd before a build-up and saw a third of
+its acceleration); a 1.5-minute straight line says whether the crowd is falling now, and takes
+over at a turn sharper than the short memory (a crowd that stopped rising, a queue released).
+The path ahead is damped (Gardner & McKenzie 1985): the rate fades with a 2-hour half-life and
+the acceleration with a 1-hour one, so a steady rate is not extrapolated for ever; what keeps a
+crowd's wander from being extrapolated is that the rate must be 5 standard errors above zero.
+Where gates report it, the net inflow (entered - exited) is a second, independent view: a
+discounted straight line through the gates' rates gives the rate now and the acceleration (no
+lag under acceleration, unlike a mean of the inflow), each weighed against the cameras' by the
+inverse of its variance.
 
 What the forecast claims (the operator reads it as such):
 
@@ -244,8 +248,10 @@ class DensityForecaster:
       steps), so hourly counts and 5-second readings both give a curve through several points.
     * ``horizon_min``: a crossing further away than this is reported as ``None``.
     * ``band_z``: width of the band in standard errors of the path at the crossing (1.645 would
-      be 90 % for independent errors; 3.5 covers about 90 % on the synthetic build-ups of
-      ``crowdsafe evaluate``, whose errors are autocorrelated).
+      be 90 % for independent errors; 3.3 covers 90 % of the synthetic build-ups' crossings,
+      seeds 100-139 of ``crowdsafe evaluate``'s scenarios, whose errors are autocorrelated);
+      ``band_growth_min``: the band widens by ``1 + minutes / band_growth_min`` with the
+      horizon (the rate and acceleration themselves change; 25 min on the same seeds).
     * ``trend_half_life_min``/``accel_half_life_min``: how fast the rate and the acceleration
       now are assumed to fade ahead (damping).
     * ``min_t``: the rate now must be this many standard errors above zero to forecast at all.
