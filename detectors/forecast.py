@@ -40,8 +40,10 @@ MIN_SPAN_MIN = 3.0
 JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
 RECENT_MIN = 1.5  # half-life of the "moving away now?" check
 BREAK_Z = 3.0  # the last minutes' level or rate this many standard errors off the curve: a turn
-# 3: the quadratic (ten sums and the newest reading); 2: a straight line (seven sums); 1: also
-# the configuration. Older states cannot be resumed (no sums of t³, t⁴, t²y): from_state raises.
+# 3: the quadratic (ten sums and the newest reading; since the gates' line, an optional "g" with
+# its sums: states without it resume, the line starting from their mean inflow); 2: a straight
+# line (seven sums); 1: also the configuration. Older states cannot be resumed (no sums of t³,
+# t⁴, t²y): from_state raises.
 STATE_VERSION = 3
 
 

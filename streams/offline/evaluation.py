@@ -14,7 +14,8 @@ Metrics at one fixed score threshold for every dataset:
 The synthetic scenarios are a station zone's occupancy at irregular steps (a reading every minute
 on average) with a daily two-peak rhythm, quieter weekends, zeros at night, day-to-day and
 minute-to-minute noise, and short outages; into its last three weeks go labelled surges, a blind
-camera (zeros in a busy hour), slow build-ups, or one level shift.
+camera (zeros in a busy hour), slow (linear) or accelerating build-ups, or one level shift. Each
+series also carries what a gate counter would report (net inflow per reading).
 """
 
 from __future__ import annotations
