@@ -5,13 +5,17 @@ forgetting by elapsed time (discounted least squares of a second-order
 polynomial, Brown, "Smoothing, Forecasting and Prediction", 1963, ch. 9), each ten running sums
 re-centred on the newest reading: O(1) per update, a few numbers of state. A short memory (6
 min) gives the level and rate now, without the lag of a straight line through the last quarter
-of an hour; a longer one (20 min) gives the acceleration, which a few minutes cannot tell from
-noise; a 1.5-minute straight line says whether the crowd is falling now, and takes over at a
-turn sharper than the short memory (a crowd that stopped rising, a queue released). The path
-ahead is damped (Gardner & McKenzie 1985): the rate fades with a 20-minute
-half-life (a crowd's short-term surges mostly revert) and the acceleration with a 10-minute one,
-so a build-up that speeds up is foreseen and a wander is not extrapolated for an hour. Where
-gates report it, the net inflow (entered - exited) gives a second, independent rate.
+of an hour; a longer one (10 min) gives the acceleration, which a few minutes cannot tell from
+noise (20 min, as before, still remembered the flat crowd before a build-up and saw a third of
+its acceleration); a 1.5-minute straight line says whether the crowd is falling now, and takes
+over at a turn sharper than the short memory (a crowd that stopped rising, a queue released).
+The path ahead is damped (Gardner & McKenzie 1985): the rate fades with a 2-hour half-life and
+the acceleration with a 1-hour one, so a steady rate is not extrapolated for ever; what keeps a
+crowd's wander from being extrapolated is that the rate must be 5 standard errors above zero.
+Where gates report it, the net inflow (entered - exited) is a second, independent view: a
+discounted straight line through the gates' rates gives the rate now and the acceleration (no
+lag under acceleration, unlike a mean of the inflow), each weighed against the cameras' by the
+inverse of its variance.
 
 What the forecast claims (the operator reads it as such):
 
@@ -36,8 +40,10 @@ MIN_SPAN_MIN = 3.0
 JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
 RECENT_MIN = 1.5  # half-life of the "moving away now?" check
 BREAK_Z = 3.0  # the last minutes' level or rate this many standard errors off the curve: a turn
-# 3: the quadratic (ten sums and the newest reading); 2: a straight line (seven sums); 1: also
-# the configuration. Older states cannot be resumed (no sums of t³, t⁴, t²y): from_state raises.
+# 3: the quadratic (ten sums and the newest reading; since the gates' line, an optional "g" with
+# its sums: states without it resume, the line starting from their mean inflow); 2: a straight
+# line (seven sums); 1: also the configuration. Older states cannot be resumed (no sums of t³,
+# t⁴, t²y): from_state raises.
 STATE_VERSION = 3
 
 
@@ -176,6 +182,65 @@ class DiscountedQuadratic:
         return [c0, c1, 2.0 * c2 if degree == 2 else 0.0], cov, resid_var
 
 
+class DiscountedLine:
+    """A straight line fitted to rates by discounted weighted least squares (Brown 1963, ch. 9,
+    with precision weights): seven running sums, time measured from the newest rate. A rate
+    over ``w`` minutes of counts weighs ``w`` (its variance falls as 1 / minutes).
+
+    >>> g = DiscountedLine()
+    >>> for m in range(31):
+    ...     g.advance(1.0 if m else 0.0, 0.9)
+    ...     g.add(10.0 + 0.5 * m, 1.0)
+    >>> [round(x, 6) for x in g.fit()[::2]]   # rate now, its slope (the acceleration)
+    [25.0, 0.5]
+    """
+
+    __slots__ = ("s",)
+
+    def __init__(self, sums: list[float] | None = None) -> None:
+        # sum w, w t, w t², w y, w t y, w y², and Σw (the weights' own sum, for the variance).
+        self.s = list(sums) if sums is not None else [0.0] * 7
+
+    def advance(self, d: float, keep: float) -> None:
+        """Move the time origin ``d`` minutes on and weigh every rate by ``keep``."""
+        s0, s1, s2, sy, sty, syy, sw = self.s
+        self.s = [
+            s0 * keep,
+            (s1 - d * s0) * keep,
+            (s2 - 2 * d * s1 + d * d * s0) * keep,
+            sy * keep,
+            (sty - d * sy) * keep,
+            syy * keep,
+            sw * keep * keep,
+        ]
+
+    def add(self, y: float, w: float) -> None:
+        s = self.s
+        s[0] += w
+        s[3] += w * y
+        s[5] += w * y * y
+        s[6] += w  # precision weights: Var(Σ w y) ∝ Σ w, not Σ w²
+
+    def mean(self) -> float:
+        return self.s[3] / self.s[0]
+
+    def fit(self) -> tuple[float, float, float, float] | None:
+        """Level (the rate now), its variance, slope and its variance; ``None`` while the rates
+        span less than ``MIN_SPAN_MIN`` minutes (as :meth:`DiscountedQuadratic.fit`)."""
+        s0, s1, s2, sy, sty, syy, sw = self.s
+        if s0 <= 0.0 or sw <= 0.0:
+            return None
+        n_eff = s0 * s0 / sw
+        det = s0 * s2 - s1 * s1
+        if n_eff < 3.0 or det < s0 * s0 * MIN_SPAN_MIN**2 / 12.0:
+            return None
+        slope = (s0 * sty - s1 * sy) / det
+        level = (sy - slope * s1) / s0
+        resid_var = max(syy - level * sy - slope * sty, 0.0) / s0 * n_eff / max(n_eff - 2.0, 1.0)
+        scale = resid_var * sw / s0
+        return level, scale * s2 / det, slope, scale * s0 / det
+
+
 class DensityForecaster:
     """Time to warning/critical density from the occupancy trend and optional gate net inflow.
 
@@ -185,21 +250,23 @@ class DensityForecaster:
       steps), so hourly counts and 5-second readings both give a curve through several points.
     * ``horizon_min``: a crossing further away than this is reported as ``None``.
     * ``band_z``: width of the band in standard errors of the path at the crossing (1.645 would
-      be 90 % for independent errors; 3.5 covers about 90 % on the synthetic build-ups of
-      ``crowdsafe evaluate``, whose errors are autocorrelated).
+      be 90 % for independent errors; 3.3 covers 90 % of the synthetic build-ups' crossings,
+      seeds 100-139 of ``crowdsafe evaluate``'s scenarios, whose errors are autocorrelated);
+      ``band_growth_min``: the band widens by ``1 + minutes / band_growth_min`` with the
+      horizon (the rate and acceleration themselves change; 25 min on the same seeds).
     * ``trend_half_life_min``/``accel_half_life_min``: how fast the rate and the acceleration
       now are assumed to fade ahead (damping).
     * ``min_t``: the rate now must be this many standard errors above zero to forecast at all.
 
     A zone of 1000 m² filling by 20 people a minute from 1000 people: a straight line would
-    reach 2 p/m² in 20 min; the damped path, which does not assume the rate lasts, says 34, and
-    never reaches 3 p/m² (1400 more people: more than the rate carries before it fades):
+    reach 2 p/m² in 20 min; the damped path, which does not assume the rate lasts, says 21, and
+    never reaches 6 p/m² (4400 more people: more than the rate carries before it fades):
 
-    >>> f = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    >>> f = DensityForecaster(area_m2=1000, warning=2.0, critical=6.0)
     >>> for minute in range(0, 31):
     ...     out = f.update(minute * 60_000, 1000 + 20 * minute)
     >>> round(out.density, 2), round(out.minutes_to_warning), out.minutes_to_critical
-    (1.6, 34, None)
+    (1.6, 21, None)
     >>> for minute in range(31, 41):   # it empties again: moving away, no countdown
     ...     out = f.update(minute * 60_000, 1600 - 30 * (minute - 30))
     >>> out.minutes_to_warning is None and out.minutes_to_critical is None
@@ -219,14 +286,14 @@ class DensityForecaster:
         "trend_half_life_min",
         "min_t",
         "accel_memory_min",
+        "band_growth_min",
         "t_last",
         "step",
         "y_last",
         "recent",
         "short",
         "long",
-        "in_net",
-        "in_time",
+        "gate",
     )
 
     def __init__(
@@ -236,11 +303,12 @@ class DensityForecaster:
         critical: float,
         half_life_min: float = 6.0,
         horizon_min: float = 120.0,
-        band_z: float = 3.5,
-        accel_half_life_min: float = 10.0,
-        trend_half_life_min: float = 20.0,
-        min_t: float = 4.0,
-        accel_memory_min: float = 20.0,
+        band_z: float = 3.3,
+        accel_half_life_min: float = 60.0,
+        trend_half_life_min: float = 120.0,
+        min_t: float = 5.0,
+        accel_memory_min: float = 10.0,
+        band_growth_min: float = 25.0,
     ) -> None:
         if area_m2 <= 0:
             raise ValueError(f"area must be > 0 m², got {area_m2}")
@@ -256,6 +324,7 @@ class DensityForecaster:
         self.trend_half_life_min = float(trend_half_life_min)
         self.min_t = float(min_t)
         self.accel_memory_min = float(accel_memory_min)
+        self.band_growth_min = float(band_growth_min)
         self._forget_trend()
 
     def _forget_trend(self) -> None:
@@ -269,8 +338,9 @@ class DensityForecaster:
         # The last couple of minutes alone: a crowd that turned back is moving away now, even
         # while the curve through the last quarter hour, its rise included, still climbs.
         self.recent = DiscountedQuadratic()
-        # Gate net inflow: forgetting sums of persons and of the minutes they came in.
-        self.in_net = self.in_time = 0.0
+        # Gate net inflow: persons a minute at each reading, weighted by the minutes it covers,
+        # fitted with a straight line: its level is the rate now, its slope the acceleration.
+        self.gate = DiscountedLine()
 
     def _advance(self, t: float) -> float:
         """Move the clock to ``t`` (minutes): forget and re-centre the sums; return the step."""
@@ -286,8 +356,8 @@ class DensityForecaster:
         self.short.advance(d, keep)
         self.long.advance(d, 0.5 ** (d / max(self.accel_memory_min, 6.0 * self.step)))
         self.recent.advance(d, 0.5 ** (d / max(RECENT_MIN, 3.0 * self.step)))
-        self.in_net *= keep
-        self.in_time *= keep
+        if self.gate.s[0] > 0.0:  # zones without gates pay nothing for them
+            self.gate.advance(d, keep)
         self.t_last = t
         return d
 
@@ -303,8 +373,7 @@ class DensityForecaster:
             self._forget_trend()
         dt = self._advance(max(t, self.t_last if self.t_last is not None else t))
         if net_inflow is not None and math.isfinite(net_inflow) and dt > 0.0:
-            self.in_net += net_inflow
-            self.in_time += dt
+            self.gate.add(net_inflow / dt, dt)
         if occupancy is not None and math.isfinite(occupancy):
             y = max(float(occupancy), 0.0)
             self.y_last = y
@@ -334,12 +403,11 @@ class DensityForecaster:
         heading = rate > self.min_t * math.sqrt(max(cov[1][1], 0.0))
         if recent is not None:  # ... and not falling over the last minutes (moving away).
             heading = heading and recent[0][1] + math.sqrt(max(recent[1][1][1], 0.0)) > 0.0
-        gate_rate = None
-        if self.in_time > 0.0:
-            # Two independent views of the same rate: average them, and let the band span both.
-            gate_rate = self.in_net / self.in_time
-            rate = 0.5 * (rate + gate_rate)
-            heading = heading and gate_rate > 0.0
+        gate = self._gate() if self.gate.s[0] > 0.0 else None
+        if gate is not None:
+            # Two independent views of the same rate: weigh them by their variances.
+            rate, cov[1][1] = _fuse(rate, cov[1][1], gate[0], gate[1])
+            heading = heading and gate[0] > 0.0  # the gates say it empties: moving away
         # The acceleration (the long memory's fit) matters only for a crossing still ahead:
         # fitted only then (_minutes_to returns before using it otherwise), as it costs a third
         # of the forecast and most readings are of zones not heading anywhere.
@@ -348,8 +416,10 @@ class DensityForecaster:
             long = self.long.fit()
             if long is not None:
                 accel, accel_var = long[0][2], long[1][2][2]
+            if gate is not None and gate[3] is not None:  # the inflow's own slope
+                accel, accel_var = _fuse(accel, accel_var, gate[2], gate[3])
         cov = [[cov[0][0], cov[0][1], 0.0], [cov[1][0], cov[1][1], 0.0], [0.0, 0.0, accel_var]]
-        args = (max(level, 0.0), rate, accel, cov, gate_rate, heading)
+        args = (max(level, 0.0), rate, accel, cov, heading)
         warn = self._minutes_to(self.warning, now, *args)
         crit = self._minutes_to(self.critical, now, *args)
         return Forecast(max(level, 0.0) / self.area_m2, rate / self.area_m2, *warn, *crit)
@@ -365,7 +435,6 @@ class DensityForecaster:
         rate: float,
         accel: float,
         cov: list[list[float]],
-        gate_rate: float | None,
         heading: bool,
     ) -> tuple[float | None, float | None, float | None]:
         limit = density * self.area_m2
@@ -389,14 +458,20 @@ class DensityForecaster:
         )
         var = sum(x[i] * cov[i][j] * x[j] for i in range(3) for j in range(3))
         slope = self._path(rate, accel, minutes)[1]
-        cv = min(math.sqrt(max(var, 0.0)) / max(slope, 1e-9) / minutes, 10.0)
+        # The fit's errors are those of a rate and acceleration held constant; they too wander,
+        # so the error grows faster with the horizon than the fit's own (Hyndman et al. 2008,
+        # ch. 6: a local trend's forecast variance grows with the horizon's cube).
+        growth = 1.0 + minutes / self.band_growth_min
+        cv = min(math.sqrt(max(var, 0.0)) / max(slope, 1e-9) / minutes * growth, 10.0)
         low, high = minutes * math.exp(-self.band_z * cv), minutes * math.exp(self.band_z * cv)
-        if gate_rate is not None:
-            for r in (gate_rate, 2.0 * rate - gate_rate):  # each view on its own
-                m = self._crossing(gap, r, accel) if r > 0.0 else None
-                low = min(low, m) if m is not None else low
-                high = max(high, m) if m is not None else high
         return minutes, low, high
+
+    def _gate(self) -> tuple[float, float, float, float | None]:
+        """The gates' rate now (persons a minute), its variance, their acceleration and its
+        variance (``None`` while the inflow spans too few minutes for a slope: then the mean
+        rate, as uncertain as the cameras' say nothing more)."""
+        fit = self.gate.fit()
+        return fit if fit is not None else (self.gate.mean(), math.inf, 0.0, None)
 
     def _stretch(self) -> float:
         """How much sparse readings stretch the memories, and with them the damping."""
@@ -442,7 +517,10 @@ class DensityForecaster:
             "t": self.t_last,
             "st": self.step,
             "s": self.short.s + self.long.s + self.recent.s,
-            "in": [self.in_net, self.in_time],
+            # The gates' persons and minutes (what version 3 kept), and the rest of their
+            # line's sums.
+            "in": [self.gate.s[3], self.gate.s[0]],
+            "g": [self.gate.s[i] for i in (1, 2, 4, 5, 6)],
             "y": self.y_last,
         }
 
@@ -461,7 +539,11 @@ class DensityForecaster:
         f.t_last, f.step, f.y_last = state["t"], state["st"], state["y"]
         sums = state["s"]
         f.short, f.long, f.recent = (DiscountedQuadratic(sums[i : i + 10]) for i in (0, 10, 20))
-        f.in_net, f.in_time = state["in"]
+        net, minutes = state["in"]
+        # A state written before the gates' line ("g") resumes their mean rate; the line
+        # starts anew (it forgets in minutes anyway).
+        s1, s2, sty, syy, sw = state.get("g") or (0.0, 0.0, 0.0, 0.0, 0.0)
+        f.gate = DiscountedLine([minutes, s1, s2, net, sty, syy, sw])
         return f
 
 
@@ -486,6 +568,24 @@ def _apart(line: tuple, curve: tuple, at: float, z: float) -> bool:
     return abs(level_gap) > z * math.sqrt(max(ca[0][0] + cb[0][0], 0.0)) or abs(
         rate_gap
     ) > z * math.sqrt(max(ca[1][1] + cb[1][1], 0.0))
+
+
+def _fuse(a: float, var_a: float, b: float, var_b: float) -> tuple[float, float]:
+    """Two independent estimates of one quantity, weighed by their inverse variances (the
+    minimum-variance unbiased combination; Gauss 1823): the estimate and its variance. Equal
+    weights when both variances are ~0 (readings on a perfect line).
+
+    >>> _fuse(10.0, 4.0, 20.0, 1.0)
+    (18.0, 0.8)
+    >>> _fuse(10.0, 0.0, 20.0, 0.0), _fuse(10.0, 4.0, 99.0, math.inf)
+    ((15.0, 0.0), (10.0, 4.0))
+    """
+    var_a, var_b = max(var_a, 1e-12), max(var_b, 1e-12)
+    if math.isinf(var_b):
+        return a, var_a
+    w = var_b / (var_a + var_b)
+    var = var_a * var_b / (var_a + var_b)
+    return w * a + (1.0 - w) * b, var if var > 1e-11 else 0.0
 
 
 def _fade(half_life: float, minutes: float) -> float:

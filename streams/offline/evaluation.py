@@ -14,7 +14,8 @@ Metrics at one fixed score threshold for every dataset:
 The synthetic scenarios are a station zone's occupancy at irregular steps (a reading every minute
 on average) with a daily two-peak rhythm, quieter weekends, zeros at night, day-to-day and
 minute-to-minute noise, and short outages; into its last three weeks go labelled surges, a blind
-camera (zeros in a busy hour), slow build-ups, or one level shift.
+camera (zeros in a busy hour), slow (linear) or accelerating build-ups, or one level shift. Each
+series also carries what a gate counter would report (net inflow per reading).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import numpy as np
 
 from detectors.alerting import Episode
 from detectors.anomaly import SeasonalAnomalyDetector
-from detectors.forecast import DensityForecaster
+from detectors.forecast import DensityForecaster, Forecast
 from streams.calendar import SiteCalendar
 from streams.offline.backtest import SeriesPolicy
 from streams.offline.series import parse_timestamp
@@ -231,7 +232,14 @@ def _breakdown(
 
 # -- synthetic scenarios ---------------------------------------------------------------------
 
-SCENARIOS = ("normal", "surge", "blind-camera", "slow-build-up", "level-shift")
+SCENARIOS = (
+    "normal",
+    "surge",
+    "blind-camera",
+    "slow-build-up",
+    "accelerating-build-up",
+    "level-shift",
+)
 
 
 def station_rhythm(hour_of_week: np.ndarray) -> np.ndarray:
@@ -251,19 +259,28 @@ def station_rhythm(hour_of_week: np.ndarray) -> np.ndarray:
 
 # Memory of the synthetic zones' minute-to-minute variation (an AR(1) on the log scale).
 AR_MEMORY_S = 1200.0
+# The synthetic gate: people stay in the zone this long on average (a station walkway), so a
+# crowd of c people sends c / DWELL_S persons a second through the gates each way on top of its
+# net change; each count is Poisson with a 2 % miscount per reading, and the entry counter
+# reads a few per mille high or low for the whole series (sd GATE_BIAS).
+DWELL_S = 300.0
+GATE_BIAS = 0.005
 
 
 @dataclass(frozen=True, slots=True)
 class SyntheticSeries:
     """A synthetic series and how it was made: ``trend`` is the noise-free crowd (rhythm x the
     day's factor x the event), ``ar`` the log-scale wander on top of it at each reading; the
-    values are Poisson counts of ``trend * exp(ar)`` (with a camera's 3 % miscounts)."""
+    values are Poisson counts of ``trend * exp(ar)`` (with a camera's 3 % miscounts).
+    ``inflow`` is what a gate counter at the zone's entrances reports at each reading: persons
+    in minus persons out since the previous reading (see :func:`gate_counts`)."""
 
     ts: list[int]
     values: list[float | None]
     events: list[Window]
     trend: np.ndarray
     ar: np.ndarray
+    inflow: list[float]
 
 
 def synthetic(
@@ -325,6 +342,10 @@ def synthetic_series(
                 end_s = 7200.0
                 ramp = 1.0 + 1.5 * np.clip(u / 5400.0, 0, 1)
                 factor = np.where((u >= 0) & (u <= end_s), ramp, 1.0)
+            elif scenario == "accelerating-build-up":  # 1 + 2 (u/60 min)², to 3 x, held 30
+                end_s = 5400.0
+                ramp = 1.0 + 2.0 * np.clip(u / 3600.0, 0, 1) ** 2
+                factor = np.where((u >= 0) & (u <= end_s), ramp, 1.0)
             else:  # level shift: 1.5 x from then on; detected within a day or missed
                 end_s = 86400.0
                 factor = np.where(u >= 0, 1.5, 1.0)
@@ -345,7 +366,31 @@ def synthetic_series(
         for i in range(start, min(start + 10, len(values))):
             values[i] = None
     ts = [t0 + int(s * 1000) for s in t_s]
-    return SyntheticSeries(ts, values, events, trend, ar)
+    # Drawn last, so the camera's values of every scenario stay what they were before gates.
+    inflow = gate_counts(rng, level, np.diff(t_s, prepend=t_s[0]))
+    return SyntheticSeries(ts, values, events, trend, ar, inflow)
+
+
+def gate_counts(rng: np.random.Generator, crowd: np.ndarray, dt_s: np.ndarray) -> list[float]:
+    """Net inflow a gate counter reports at each reading: the crowd's change since the previous
+    reading plus counting noise. Between readings ``crowd * dt / DWELL_S`` people pass each way
+    (a crowd turns over, Little's law: flow = crowd / dwell), the net change on top of the
+    entries (or exits when it falls); entries and exits are Poisson counts with a 2 % miscount
+    each, entries biased by one series-wide factor (a counter reading high or low).
+
+    >>> rng = np.random.default_rng(0)
+    >>> crowd = np.array([1000.0, 1010.0, 1030.0])
+    >>> [round(x) for x in gate_counts(rng, crowd, np.array([0.0, 60.0, 60.0]))]
+    [0, -16, 19]
+    """
+    net = np.diff(crowd, prepend=crowd[0])
+    through = np.maximum(np.roll(crowd, 1), 0.0) * dt_s / DWELL_S
+    through[0] = 0.0
+    bias = 1.0 + rng.normal(0.0, GATE_BIAS)
+    entries = rng.poisson(through + np.maximum(net, 0.0)) * bias
+    exits = rng.poisson(through + np.maximum(-net, 0.0)).astype(float)
+    miscount = np.exp(rng.normal(0.0, 0.02, size=(2, len(crowd))))
+    return (entries * miscount[0] - exits * miscount[1]).tolist()
 
 
 # -- labels of the real recordings ------------------------------------------------------------
@@ -408,16 +453,19 @@ class LeadAccuracy:
 
 
 def crossings(ts_ms: Sequence[int], values: Sequence[float | None], limit: float) -> list[int]:
-    """Times of the readings from which the median of five readings is at or above ``limit``
-    (a single noisy count does not make a crossing): the first of each run.
+    """Times of the readings at which the median of five readings centred on them is at or
+    above ``limit`` (a single noisy count does not make a crossing): the first of each run.
+    Centred, so a crossing is dated when the smoothed count reaches the line, not two readings
+    before it (a median of the next five readings would date a noisy ramp's crossing about two
+    readings early, and charge every forecaster of when the crowd gets there with that much).
 
     >>> crossings(list(range(14)), [1, 1, 1, 1, 9, 1, 1, 1, 5, 5, 5, 1, 1, 1], 4)
-    [6]
+    [8]
     """
     out: list[int] = []
     above = False
     for i, t in enumerate(ts_ms):
-        near = [v for v in values[i : i + 5] if v is not None]
+        near = [v for v in values[max(i - 2, 0) : i + 3] if v is not None]
         now = bool(near) and median(near) >= limit
         if now and not above:
             out.append(t)
@@ -445,13 +493,15 @@ def forecast_accuracy(
     events: Iterable[Window],
     forecaster: DensityForecaster,
     leads_min: Sequence[float] = (30.0, 15.0, 5.0),
+    inflow: Sequence[float | None] | None = None,
 ) -> list[LeadAccuracy]:
-    """How well ``forecaster`` foresaw the critical crossings inside ``events``.
+    """How well ``forecaster`` foresaw the critical crossings inside ``events`` (given the
+    gates' net ``inflow`` per reading too, if any).
 
     The true crossing is the first reading of a window from which the median of five readings
     is at or above the critical occupancy (a single noisy count does not make a crossing).
     """
-    forecasts = [forecaster.update(t, v) for t, v in zip(ts_ms, values, strict=True)]
+    forecasts = run_forecaster(ts_ms, values, forecaster, inflow)
     limit = forecaster.critical * forecaster.area_m2
     out = [LeadAccuracy(lead) for lead in leads_min]
     for acc, crossing, i in _looks_ahead(ts_ms, values, events, limit, out):
@@ -464,6 +514,22 @@ def forecast_accuracy(
         if f.critical_low is not None and f.critical_low <= truth <= (f.critical_high or 0):
             acc.in_band += 1
     return out
+
+
+def run_forecaster(
+    ts_ms: Sequence[int],
+    values: Sequence[float | None],
+    forecaster: DensityForecaster,
+    inflow: Sequence[float | None] | None = None,
+) -> list[Forecast]:
+    """``forecaster``'s forecast at each reading, fed the gates' ``inflow`` too if given.
+
+    >>> fc = DensityForecaster(600.0, 2.0, 3.0)
+    >>> len(run_forecaster([0, 60_000], [10.0, 12.0], fc, [None, 2.0]))
+    2
+    """
+    flows = inflow if inflow is not None else [None] * len(ts_ms)
+    return [forecaster.update(t, v, n) for t, v, n in zip(ts_ms, values, flows, strict=True)]
 
 
 def _looks_ahead(
@@ -491,7 +557,7 @@ def oracle_accuracy(
     ahead (``series.trend``) and today's wander (``series.ar`` now, fading with its memory, its
     expected path) foretells each crossing; what it still misses is the wander yet to come and
     the counting noise, which no forecaster can know. The crossing rule takes the median of five
-    readings, so the oracle looks at the third of them.
+    readings centred on the crossing, so the oracle looks at the crowd then.
 
     >>> s = synthetic_series("slow-build-up", seed=0, weeks=3)
     >>> [a.forecasts > 0 for a in oracle_accuracy(s, 1800.0)]
@@ -500,9 +566,9 @@ def oracle_accuracy(
     ts, trend, ar = series.ts, series.trend, series.ar
     out = [LeadAccuracy(lead) for lead in leads_min]
     for acc, crossing, i in _looks_ahead(ts, series.values, series.events, limit, out):
-        for j in range(i, len(ts) - 2):
-            fade = math.exp(-(ts[j + 2] - ts[i]) / 1000.0 / AR_MEMORY_S)
-            if trend[j + 2] * math.exp(ar[i] * fade) >= limit:
+        for j in range(i, len(ts)):
+            fade = math.exp(-(ts[j] - ts[i]) / 1000.0 / AR_MEMORY_S)
+            if trend[j] * math.exp(ar[i] * fade) >= limit:
                 acc.forecasts += 1
                 acc.abs_errors.append(abs(ts[j] - crossing) / MINUTE_MS)
                 break
@@ -536,15 +602,17 @@ def forecast_alert_times(
     values: Sequence[float | None],
     forecaster: DensityForecaster,
     policy: SeriesPolicy,
+    inflow: Sequence[float | None] | None = None,
 ) -> list[int]:
     """When the forecast alert kind, exactly as the worker runs it (``policy``: the site's
-    alarm, hold and hysteresis), raised an alert over ``forecaster``'s forecasts."""
+    alarm, hold and hysteresis), raised an alert over ``forecaster``'s forecasts (fed the
+    gates' ``inflow`` too, if given)."""
     (kind, alarm), *_ = [(k, a) for k, a in policy.alarms if k.name == "forecast"]
     ctx = ZoneContext(policy.zone, frozenset())
     episode = Episode()
     raised: list[int] = []
-    for t, v in zip(ts_ms, values, strict=True):
-        f = forecaster.update(t, v)
+    forecasts = run_forecaster(ts_ms, values, forecaster, inflow)
+    for t, v, f in zip(ts_ms, values, forecasts, strict=True):
         snap = policy.snapshot(t, v, 0.0, f.minutes_to_critical)
         if kind.skipped(snap, ctx):
             continue
@@ -560,11 +628,13 @@ def forecast_alerts(
     forecaster: DensityForecaster,
     policy: SeriesPolicy,
     follow_ms: int = 30 * MINUTE_MS,
+    inflow: Sequence[float | None] | None = None,
 ) -> ForecastAlerts:
-    """How many forecast alerts were raised (:func:`forecast_alert_times`), and how many of
-    them no crossing of critical density (see :func:`crossings`) followed within
-    ``follow_ms``. On a zone that never crosses, every raised alert is a false one."""
-    raised = forecast_alert_times(ts_ms, values, forecaster, policy)
+    """How many forecast alerts were raised (:func:`forecast_alert_times`, with the gates'
+    ``inflow`` if given), and how many of them no crossing of critical density (see
+    :func:`crossings`) followed within ``follow_ms``. On a zone that never crosses, every
+    raised alert is a false one."""
+    raised = forecast_alert_times(ts_ms, values, forecaster, policy, inflow)
     crossed = crossings(ts_ms, values, forecaster.critical * forecaster.area_m2)
     false = sum(1 for r in raised if not any(r <= c <= r + follow_ms for c in crossed))
     return ForecastAlerts((ts_ms[-1] - ts_ms[0]) / WEEK_MS if ts_ms else 0.0, len(raised), false)
@@ -577,11 +647,13 @@ def alert_leads(
     forecaster: DensityForecaster,
     policy: SeriesPolicy,
     within_ms: int = 60 * MINUTE_MS,
+    inflow: Sequence[float | None] | None = None,
 ) -> tuple[int, list[float]]:
     """The first critical crossing of each event window (see :func:`crossings`), and for those
-    a forecast alert was raised before (at most ``within_ms`` before), the minutes it came
-    ahead of the crossing: (crossings, leads)."""
-    raised = forecast_alert_times(ts_ms, values, forecaster, policy)
+    a forecast alert was raised before (at most ``within_ms`` before; the forecaster fed the
+    gates' ``inflow`` too, if given), the minutes it came ahead of the crossing:
+    (crossings, leads)."""
+    raised = forecast_alert_times(ts_ms, values, forecaster, policy, inflow)
     limit = forecaster.critical * forecaster.area_m2
     n, leads = 0, []
     for crossing in first_crossings(ts_ms, values, events, limit):

@@ -101,13 +101,18 @@ class ForecastState(msgspec.Struct, array_like=True):
     sums: list[float]
     inflow: list[float]
     last: float | None = None  # the newest reading (forecaster version 3 on)
+    # The gates' straight line beyond ``inflow`` (its sums of t, t², t y, y², w); trailing and
+    # optional, so states stored before it decode (the line starts anew from their mean).
+    gate: list[float] | None = None
 
     @classmethod
     def of(cls, state: dict[str, Any]) -> ForecastState:
-        return cls(state["v"], state["t"], state["st"], state["s"], state["in"], state["y"])
+        return cls(
+            state["v"], state["t"], state["st"], state["s"], state["in"], state["y"], state.get("g")
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "v": self.v,
             "t": self.t,
             "st": self.step,
@@ -115,6 +120,7 @@ class ForecastState(msgspec.Struct, array_like=True):
             "in": self.inflow,
             "y": self.last,
         }
+        return out if self.gate is None else {**out, "g": self.gate}
 
 
 class ZoneState(msgspec.Struct, array_like=True):

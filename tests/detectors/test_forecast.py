@@ -36,11 +36,12 @@ def test_an_accelerating_build_up_is_foreseen_to_the_minute():
 def test_a_steady_ramp_is_damped_not_extrapolated_for_ever():
     """Gardner & McKenzie: the present rate is assumed to fade, so a crossing is forecast
     later than a straight line would, and not at all beyond what the rate can carry."""
-    fc = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    fc = DensityForecaster(area_m2=1000, warning=3.0, critical=6.0)
     out = feed(fc, [(T0 + i * MIN, 1000 + 20 * i) for i in range(31)])
-    straight = (2000 - 1600) / 20
+    straight = (3000 - 1600) / 20
     assert straight < out.minutes_to_warning < 2 * straight
-    assert out.minutes_to_critical is None  # 1400 more people at 20 a minute, fading
+    # 4400 more people at 20 a minute, fading with a 2-hour half-life: 3460 at most.
+    assert out.minutes_to_critical is None
 
 
 @pytest.mark.parametrize("slope", [0.0, -15.0])
@@ -106,22 +107,48 @@ def test_beyond_the_horizon_is_none():
 
 
 def test_gate_inflow_is_a_second_view_of_the_rate():
-    # Occupancy says 40 p/min; gates agree: the band is the regression's own.
+    # Occupancy says 40 p/min; gates agree: the same rate and crossing.
     agree = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
     a = feed(agree, [(T0 + i * MIN, 1000 + 40 * i, 40) for i in range(30)])
-    # Gates say 120 p/min: the rate is the mean of both and the band spans both views.
+    gap = 3000 - 2160
+    assert a.rate == pytest.approx(0.04)
+    assert a.minutes_to_critical == pytest.approx(agree._crossing(gap, 40, 0), rel=1e-3)
+    # Gates say 120 p/min, both views exact (no scatter): equal weights, the mean of both.
     disagree = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
     d = feed(disagree, [(T0 + i * MIN, 1000 + 40 * i, 120) for i in range(30)])
-    gap = 3000 - 2160
-    assert a.rate == pytest.approx(0.04) and d.rate == pytest.approx(0.08)
-    assert a.minutes_to_critical == pytest.approx(disagree._crossing(gap, 40, 0), rel=1e-3)
+    assert d.rate == pytest.approx(0.08)
     assert d.minutes_to_critical == pytest.approx(disagree._crossing(gap, 80, 0), rel=1e-3)
-    assert d.critical_low == pytest.approx(disagree._crossing(gap, 120, 0), rel=1e-3)
-    assert d.critical_high == pytest.approx(a.minutes_to_critical, rel=1e-3)
     # Gates saying the zone empties: not heading there, whatever the cameras say.
     empties = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
     assert feed(empties, [(T0 + i * MIN, 1000 + 40 * i, -5) for i in range(30)]).rate is not None
     assert empties.forecast().minutes_to_critical is None
+
+
+def test_the_steadier_view_of_the_rate_weighs_more():
+    """Inverse-variance weighting (Gauss): noisy camera counts of a 40 p/min rise and exact
+    gates saying 40 give 40; scattered gates (±60 a minute) barely move the cameras' rate."""
+    rng = np.random.default_rng(3)
+    cams = [1000 + 40 * i + rng.normal(0, 60) for i in range(30)]
+    steady = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    s = feed(steady, [(T0 + i * MIN, c, 40.0) for i, c in enumerate(cams)])
+    alone = feed(DensityForecaster(1000, 2.0, 3.0), [(T0 + i * MIN, c) for i, c in enumerate(cams)])
+    assert abs(s.rate - 0.04) < 0.2 * abs(alone.rate - 0.04) + 1e-4
+    noisy = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    gates = [40.0 + rng.normal(0, 60) + 300 * (i % 2) - 150 for i in range(30)]
+    n = feed(
+        noisy, [(T0 + i * MIN, c, g) for i, (c, g) in enumerate(zip(cams, gates, strict=True))]
+    )
+    assert abs(n.rate - alone.rate) < abs(np.mean(gates[-10:]) / 1000 - alone.rate)
+
+
+def test_a_state_without_the_gates_line_still_loads():
+    """Version-3 states written before the gates' line keep their mean inflow and resume."""
+    fc = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    feed(fc, [(T0 + i * MIN, 1000 + 40 * i, 40) for i in range(30)])
+    old = {k: v for k, v in fc.to_state().items() if k != "g"}
+    resumed = DensityForecaster.from_state(old, 1000, 2.0, 3.0)
+    assert resumed.gate.mean() == pytest.approx(40.0)
+    assert resumed.update(T0 + 30 * MIN, 2200, 40).minutes_to_critical is not None
 
 
 def test_hourly_readings_still_give_a_trend():

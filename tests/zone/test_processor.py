@@ -395,3 +395,28 @@ def test_gate_inflow_of_one_event_time_is_learned_whole():
     out = p.apply("metro-interchange", state, later)
     assert out.state.forecast.inflow == [50.0, 1.0]  # persons over one minute
     assert len(out.zone_states) == 1
+
+
+def test_the_gates_line_survives_the_stored_state_between_batches():
+    """The forecaster's line through the gates' rates is stored with the zone (a trailing,
+    optional field), so a worker that decodes the state per batch keeps fitting it; a state
+    stored before the field decodes, the line starting anew from the stored mean inflow."""
+    from streams.zone.state import ForecastState, decode_state, encode_state
+
+    p, state = ZoneProcessor(SITE), None
+    for i in range(12):
+        ts = T0 + i * 30_000
+        batch = [
+            reading("cam-metro-concourse", "metro-interchange", ts, i + 1, count=1000 + 20 * i),
+            reading("gate-metro", "metro-interchange", ts, i + 1, entered=40, exited=30),
+        ]
+        state = decode_state(encode_state(p.apply("metro-interchange", state, batch).state))
+    stored = state.forecast
+    assert stored is not None and stored.gate is not None and stored.gate[1] > 0.0  # Σw t²
+    # As stored before the field: the array without its last element.
+    fields = msgspec.msgpack.decode(msgspec.msgpack.encode(stored))[:-1]
+    state.forecast = msgspec.msgpack.decode(msgspec.msgpack.encode(fields), type=ForecastState)
+    assert state.forecast.gate is None and "g" not in state.forecast.to_dict()
+    cam = reading("cam-metro-concourse", "metro-interchange", T0 + 400_000, 99, count=1250)
+    nxt = p.apply("metro-interchange", decode_state(encode_state(state)), [cam])
+    assert nxt.state.forecast is not None and nxt.state.forecast.gate is not None
