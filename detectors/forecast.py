@@ -40,6 +40,9 @@ MIN_SPAN_MIN = 3.0
 JUMP_BACK_MIN = 5.0  # a reading this much older than the newest starts a new trend
 RECENT_MIN = 1.5  # half-life of the "moving away now?" check
 BREAK_Z = 3.0  # the last minutes' level or rate this many standard errors off the curve: a turn
+# Gates silent this many half-lives (of the level and rate): their line is dropped, not
+# extrapolated (an offline gate's last slope, carried on, would veto every forecast).
+GATE_SILENT_HALF_LIVES = 2.0
 # 3: the quadratic (ten sums and the newest reading; since the gates' line, an optional "g" with
 # its sums: states without it resume, the line starting from their mean inflow); 2: a straight
 # line (seven sums); 1: also the configuration. Older states cannot be resumed (no sums of t³,
@@ -184,8 +187,9 @@ class DiscountedQuadratic:
 
 class DiscountedLine:
     """A straight line fitted to rates by discounted weighted least squares (Brown 1963, ch. 9,
-    with precision weights): seven running sums, time measured from the newest rate. A rate
-    over ``w`` minutes of counts weighs ``w`` (its variance falls as 1 / minutes).
+    with precision weights): eight running sums, time measured from the newest rate. A rate
+    over ``w`` minutes of counts weighs ``w`` (its variance falls as 1 / minutes), and the
+    residuals estimate the variance of one minute's rate whatever the reading interval.
 
     >>> g = DiscountedLine()
     >>> for m in range(31):
@@ -198,12 +202,13 @@ class DiscountedLine:
     __slots__ = ("s",)
 
     def __init__(self, sums: list[float] | None = None) -> None:
-        # sum w, w t, w t², w y, w t y, w y², and Σw (the weights' own sum, for the variance).
-        self.s = list(sums) if sums is not None else [0.0] * 7
+        # sum w, w t, w t², w y, w t y, w y², Σw discounted twice (the weights' own sum, for
+        # the variance of the sums) and the rates' count (for the variance of one rate).
+        self.s = list(sums) if sums is not None else [0.0] * 8
 
     def advance(self, d: float, keep: float) -> None:
         """Move the time origin ``d`` minutes on and weigh every rate by ``keep``."""
-        s0, s1, s2, sy, sty, syy, sw = self.s
+        s0, s1, s2, sy, sty, syy, sw, k = self.s
         self.s = [
             s0 * keep,
             (s1 - d * s0) * keep,
@@ -212,6 +217,7 @@ class DiscountedLine:
             (sty - d * sy) * keep,
             syy * keep,
             sw * keep * keep,
+            k * keep,
         ]
 
     def add(self, y: float, w: float) -> None:
@@ -220,6 +226,7 @@ class DiscountedLine:
         s[3] += w * y
         s[5] += w * y * y
         s[6] += w  # precision weights: Var(Σ w y) ∝ Σ w, not Σ w²
+        s[7] += 1.0
 
     def mean(self) -> float:
         return self.s[3] / self.s[0]
@@ -227,16 +234,18 @@ class DiscountedLine:
     def fit(self) -> tuple[float, float, float, float] | None:
         """Level (the rate now), its variance, slope and its variance; ``None`` while the rates
         span less than ``MIN_SPAN_MIN`` minutes (as :meth:`DiscountedQuadratic.fit`)."""
-        s0, s1, s2, sy, sty, syy, sw = self.s
+        s0, s1, s2, sy, sty, syy, sw, k = self.s
         if s0 <= 0.0 or sw <= 0.0:
             return None
         n_eff = s0 * s0 / sw
         det = s0 * s2 - s1 * s1
-        if n_eff < 3.0 or det < s0 * s0 * MIN_SPAN_MIN**2 / 12.0:
+        if n_eff < 3.0 or k < 3.0 or det < s0 * s0 * MIN_SPAN_MIN**2 / 12.0:
             return None
         slope = (s0 * sty - s1 * sy) / det
         level = (sy - slope * s1) / s0
-        resid_var = max(syy - level * sy - slope * sty, 0.0) / s0 * n_eff / max(n_eff - 2.0, 1.0)
+        # Var(rate of w minutes) = σ² / w: the weighted residuals sum to about σ² per rate, so
+        # σ² (a minute's) is their sum over the rates' count, not over their minutes.
+        resid_var = max(syy - level * sy - slope * sty, 0.0) / (k - 2.0)
         scale = resid_var * sw / s0
         return level, scale * s2 / det, slope, scale * s0 / det
 
@@ -294,6 +303,8 @@ class DensityForecaster:
         "short",
         "long",
         "gate",
+        "t_gate",
+        "gate_pending",
     )
 
     def __init__(
@@ -341,6 +352,10 @@ class DensityForecaster:
         # Gate net inflow: persons a minute at each reading, weighted by the minutes it covers,
         # fitted with a straight line: its level is the rate now, its slope the acceleration.
         self.gate = DiscountedLine()
+        self.t_gate: float | None = None  # minutes of the newest inflow
+        # Inflow reported at the clock's current time (no minutes elapsed to spread it over):
+        # carried to the next step, not dropped.
+        self.gate_pending = 0.0
 
     def _advance(self, t: float) -> float:
         """Move the clock to ``t`` (minutes): forget and re-centre the sums; return the step."""
@@ -371,9 +386,15 @@ class DensityForecaster:
             # Event time jumped far back (history replayed into a live zone, a source with a
             # reset clock): a trend across the jump means nothing, so start a new one.
             self._forget_trend()
+        # The very first reading's inflow came over minutes nobody knows: not counted.
+        spans = self.t_last is not None
         dt = self._advance(max(t, self.t_last if self.t_last is not None else t))
-        if net_inflow is not None and math.isfinite(net_inflow) and dt > 0.0:
-            self.gate.add(net_inflow / dt, dt)
+        if net_inflow is not None and math.isfinite(net_inflow):
+            self.gate_pending += net_inflow if spans else 0.0
+            self.t_gate = self.t_last
+        if dt > 0.0 and self.gate_pending and self._gate_live():
+            self.gate.add(self.gate_pending / dt, dt)
+            self.gate_pending = 0.0
         if occupancy is not None and math.isfinite(occupancy):
             y = max(float(occupancy), 0.0)
             self.y_last = y
@@ -403,11 +424,12 @@ class DensityForecaster:
         heading = rate > self.min_t * math.sqrt(max(cov[1][1], 0.0))
         if recent is not None:  # ... and not falling over the last minutes (moving away).
             heading = heading and recent[0][1] + math.sqrt(max(recent[1][1][1], 0.0)) > 0.0
-        gate = self._gate() if self.gate.s[0] > 0.0 else None
+        gate = self._gate() if self.gate.s[0] > 0.0 and self._gate_live() else None
         if gate is not None:
             # Two independent views of the same rate: weigh them by their variances.
             rate, cov[1][1] = _fuse(rate, cov[1][1], gate[0], gate[1])
-            heading = heading and gate[0] > 0.0  # the gates say it empties: moving away
+            # The gates clearly say it empties: moving away.
+            heading = heading and gate[0] + math.sqrt(gate[1]) > 0.0
         # The acceleration (the long memory's fit) matters only for a crossing still ahead:
         # fitted only then (_minutes_to returns before using it otherwise), as it costs a third
         # of the forecast and most readings are of zones not heading anywhere.
@@ -466,6 +488,17 @@ class DensityForecaster:
         low, high = minutes * math.exp(-self.band_z * cv), minutes * math.exp(self.band_z * cv)
         return minutes, low, high
 
+    def _gate_live(self) -> bool:
+        """Whether the gates reported within ``GATE_SILENT_HALF_LIVES`` of the rate's memory;
+        a silent gate's line is dropped (it would otherwise be extrapolated for ever)."""
+        if self.t_gate is None or self.t_last is None:
+            return False
+        silent = self.t_last - self.t_gate
+        if silent <= GATE_SILENT_HALF_LIVES * max(self.half_life_min, 3.0 * self.step):
+            return True
+        self.gate, self.gate_pending = DiscountedLine(), 0.0
+        return False
+
     def _gate(self) -> tuple[float, float, float, float | None]:
         """The gates' rate now (persons a minute), its variance, their acceleration and its
         variance (``None`` while the inflow spans too few minutes for a slope: then the mean
@@ -517,10 +550,10 @@ class DensityForecaster:
             "t": self.t_last,
             "st": self.step,
             "s": self.short.s + self.long.s + self.recent.s,
-            # The gates' persons and minutes (what version 3 kept), and the rest of their
-            # line's sums.
+            # The gates' persons and minutes (what version 3 kept); the rest of their line's
+            # sums, when and what they last reported only for zones whose gates ever did.
             "in": [self.gate.s[3], self.gate.s[0]],
-            "g": [self.gate.s[i] for i in (1, 2, 4, 5, 6)],
+            **({} if self.t_gate is None else {"g": self._gate_state()}),
             "y": self.y_last,
         }
 
@@ -539,12 +572,19 @@ class DensityForecaster:
         f.t_last, f.step, f.y_last = state["t"], state["st"], state["y"]
         sums = state["s"]
         f.short, f.long, f.recent = (DiscountedQuadratic(sums[i : i + 10]) for i in (0, 10, 20))
-        net, minutes = state["in"]
-        # A state written before the gates' line ("g") resumes their mean rate; the line
-        # starts anew (it forgets in minutes anyway).
-        s1, s2, sty, syy, sw = state.get("g") or (0.0, 0.0, 0.0, 0.0, 0.0)
-        f.gate = DiscountedLine([minutes, s1, s2, net, sty, syy, sw])
+        g = state.get("g")
+        if g is not None and len(g) == 8:
+            net, minutes = state["in"]
+            s1, s2, sty, syy, sw, k, f.t_gate, f.gate_pending = g
+            f.gate = DiscountedLine([minutes, s1, s2, net, sty, syy, sw, k])
+        # Else no gate ever reported, or the state predates the gates' line (or its count):
+        # the line starts anew from the next inflow. Resuming it from a mean alone gave it a
+        # variance of 0 (a band of nothing) until it had forgotten that mean.
         return f
+
+    def _gate_state(self) -> list[float]:
+        s = self.gate.s
+        return [s[1], s[2], s[4], s[5], s[6], s[7], float(self.t_gate or 0.0), self.gate_pending]
 
 
 def _apart(line: tuple, curve: tuple, at: float, z: float) -> bool:

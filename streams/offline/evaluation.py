@@ -498,8 +498,9 @@ def forecast_accuracy(
     """How well ``forecaster`` foresaw the critical crossings inside ``events`` (given the
     gates' net ``inflow`` per reading too, if any).
 
-    The true crossing is the first reading of a window from which the median of five readings
-    is at or above the critical occupancy (a single noisy count does not make a crossing).
+    The true crossing is the first reading at which the median of the five readings centred on
+    it is at or above the critical occupancy (a single noisy count does not make a crossing; see
+    :func:`crossings`).
     """
     forecasts = run_forecaster(ts_ms, values, forecaster, inflow)
     limit = forecaster.critical * forecaster.area_m2

@@ -6,7 +6,8 @@ alike. Detectors are configured from the site on every batch, never from stored 
 recorded one at a time in order; the zone is then judged (its record, detectors and alarms) once per
 event time, after all the readings of that time: the zone at t is one observation, however many
 sources report it. Results do not depend on how the stream was batched, unless a batch ends between
-readings of one event time (that time is then judged again in the next batch).
+readings of one event time (that time is then judged again in the next batch; the forecaster
+carries the inflow of such readings into its next interval rather than dropping it).
 """
 
 from __future__ import annotations

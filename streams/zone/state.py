@@ -101,8 +101,10 @@ class ForecastState(msgspec.Struct, array_like=True):
     sums: list[float]
     inflow: list[float]
     last: float | None = None  # the newest reading (forecaster version 3 on)
-    # The gates' straight line beyond ``inflow`` (its sums of t, t², t y, y², w); trailing and
-    # optional, so states stored before it decode (the line starts anew from their mean).
+    # The gates' straight line beyond ``inflow`` (its sums of t, t², t y, y², w, the rates'
+    # count), the newest inflow's time and the inflow not yet spread over minutes; only for
+    # zones whose gates ever reported. Trailing and optional: states stored before it decode
+    # (a 5-long one, from before the count, too); the line then starts anew.
     gate: list[float] | None = None
 
     @classmethod

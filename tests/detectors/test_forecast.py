@@ -142,13 +142,62 @@ def test_the_steadier_view_of_the_rate_weighs_more():
 
 
 def test_a_state_without_the_gates_line_still_loads():
-    """Version-3 states written before the gates' line keep their mean inflow and resume."""
+    """Version-3 states written before the gates' line (or before its count) load; the line
+    starts anew from the next inflow. Resumed from the stored mean alone it had a variance of
+    0, so it outweighed the cameras and the band collapsed until it forgot that mean."""
     fc = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
     feed(fc, [(T0 + i * MIN, 1000 + 40 * i, 40) for i in range(30)])
-    old = {k: v for k, v in fc.to_state().items() if k != "g"}
-    resumed = DensityForecaster.from_state(old, 1000, 2.0, 3.0)
-    assert resumed.gate.mean() == pytest.approx(40.0)
-    assert resumed.update(T0 + 30 * MIN, 2200, 40).minutes_to_critical is not None
+    full = fc.to_state()
+    for old in ({k: v for k, v in full.items() if k != "g"}, {**full, "g": full["g"][:5]}):
+        resumed = DensityForecaster.from_state(old, 1000, 2.0, 3.0)
+        assert resumed.gate.s[0] == 0.0 and resumed.t_gate is None
+        out = resumed.update(T0 + 30 * MIN, 2200, 40)
+        assert out.minutes_to_critical is not None and out.critical_high > out.critical_low
+    same = DensityForecaster.from_state(full, 1000, 2.0, 3.0)
+    assert same.gate.s == fc.gate.s and same.t_gate == fc.t_gate
+
+
+def test_a_silent_gate_is_dropped_not_extrapolated():
+    """A gate whose inflow was falling goes offline while the cameras see the crowd rise: its
+    line, carried on, would say the zone empties faster and faster and veto every forecast."""
+    fc = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    feed(fc, [(T0 + i * MIN, 1000 + 25 * i, 10 - 0.5 * i) for i in range(30)])
+    out = feed(fc, [(T0 + i * MIN, 1000 + 25 * i) for i in range(30, 50)])  # gate silent
+    assert fc.gate.s[0] == 0.0  # dropped after two half-lives of silence
+    assert out.minutes_to_warning is not None  # the cameras alone forecast again
+
+
+def test_inflow_reported_at_the_same_time_is_kept_for_the_next_minutes():
+    """Two gate readings of one time (or a gate a batch after the camera of that time): the
+    second has no elapsed minutes to spread over, so it joins the next interval's rate."""
+    split = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    split.update(T0, 1000, 0)
+    split.update(T0 + MIN, 1040, 30)
+    split.update(T0 + MIN, None, 20)  # same time: nothing elapsed
+    split.update(T0 + 2 * MIN, 1080, 40)
+    whole = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+    whole.update(T0, 1000, 0)
+    whole.update(T0 + MIN, 1040, 30)
+    whole.update(T0 + 2 * MIN, 1080, 60)
+    assert split.gate.s[3] == pytest.approx(whole.gate.s[3])  # Σ w·rate: persons, all counted
+
+
+def test_the_gates_variance_does_not_depend_on_the_reading_interval():
+    """Poisson gates at 60 persons a minute, read every 5 s or every minute: the line's
+    variance of the rate now is that of the same minutes of counts either way."""
+    rng = np.random.default_rng(7)
+
+    def rate_variance(step_s: int) -> float:
+        fc = DensityForecaster(area_m2=1000, warning=2.0, critical=3.0)
+        seen = []
+        for i in range(8 * 3600 // step_s):  # 8 hours; the mean over every minute after the 1st
+            fc.update(T0 + i * step_s * 1000, 1000, float(rng.poisson(step_s)))
+            if i * step_s >= 3600 and i * step_s % 60 == 0:
+                seen.append(fc._gate()[1])
+        return float(np.mean(seen))
+
+    fine, coarse = rate_variance(5), rate_variance(60)
+    assert 0.5 < fine / coarse < 2.0  # was ~10x apart (the variance of one 5-s rate)
 
 
 def test_hourly_readings_still_give_a_trend():

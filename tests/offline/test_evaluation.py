@@ -111,6 +111,7 @@ def test_forecaster_on_the_synthetic_build_ups_and_normal_zones():
         assert five.crossings == run.crossed >= 4
         assert five.forecasts >= 2
         assert five.median_abs_error is not None and five.median_abs_error < 6.0
+        assert five.coverage is not None and five.coverage >= 0.6  # the band means something
         assert run.floor[-1].median_abs_error is not None
         assert len(run.ahead) >= 2
     for a in alerts.values():

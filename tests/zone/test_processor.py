@@ -13,6 +13,7 @@ from streams.edge.simulator import Simulator
 from streams.schema.intake import Rejected, parse_message
 from streams.schema.payloads import Alert, Reading, SourceStatus
 from streams.zone.processor import ZoneProcessor
+from streams.zone.state import decode_state, encode_state
 
 SITE = load_site(bundled_site())
 T0 = 1_764_000_000_000
@@ -388,6 +389,7 @@ def test_gate_inflow_of_one_event_time_is_learned_whole():
     p = ZoneProcessor(SITE)
     first = reading("gate-metro", "metro-interchange", entered=0, exited=0)
     state = p.apply("metro-interchange", None, [first]).state
+    stored = encode_state(state)  # apply updates the state it is given: keep a copy
     later = [
         reading("gate-metro", "metro-interchange", ts=T0 + 60_000, seq=2, entered=30, exited=0),
         reading("gate-metro", "metro-interchange", ts=T0 + 60_000, seq=3, entered=25, exited=5),
@@ -395,12 +397,23 @@ def test_gate_inflow_of_one_event_time_is_learned_whole():
     out = p.apply("metro-interchange", state, later)
     assert out.state.forecast.inflow == [50.0, 1.0]  # persons over one minute
     assert len(out.zone_states) == 1
+    # A batch that ends between them: the second has no minutes to spread over and is carried
+    # into the next interval (it was dropped: 30 persons learned, not 50).
+    split = p.apply("metro-interchange", decode_state(stored), later[:1]).state
+    split = p.apply("metro-interchange", split, later[1:]).state
+    assert split.forecast.inflow == [30.0, 1.0] and split.forecast.gate[-1] == 20.0  # pending
+    nxt = reading("gate-metro", "metro-interchange", ts=T0 + 120_000, seq=4, entered=0, exited=0)
+    split = p.apply("metro-interchange", split, [nxt]).state
+    whole = p.apply("metro-interchange", out.state, [nxt]).state
+    # All 50 persons learned; the 20 a minute later, so forgotten a minute less.
+    keep = 0.5 ** (1 / 6)
+    assert split.forecast.inflow[0] == pytest.approx(whole.forecast.inflow[0] + 20 * (1 - keep))
 
 
 def test_the_gates_line_survives_the_stored_state_between_batches():
     """The forecaster's line through the gates' rates is stored with the zone (a trailing,
     optional field), so a worker that decodes the state per batch keeps fitting it; a state
-    stored before the field decodes, the line starting anew from the stored mean inflow."""
+    stored before the field decodes, the line starting anew with the next gate reading."""
     from streams.zone.state import ForecastState, decode_state, encode_state
 
     p, state = ZoneProcessor(SITE), None
@@ -417,6 +430,10 @@ def test_the_gates_line_survives_the_stored_state_between_batches():
     fields = msgspec.msgpack.decode(msgspec.msgpack.encode(stored))[:-1]
     state.forecast = msgspec.msgpack.decode(msgspec.msgpack.encode(fields), type=ForecastState)
     assert state.forecast.gate is None and "g" not in state.forecast.to_dict()
+    count = stored.gate[5]  # the rates the line holds (12 batches' worth, discounted)
+    assert count > 3.0
     cam = reading("cam-metro-concourse", "metro-interchange", T0 + 400_000, 99, count=1250)
-    nxt = p.apply("metro-interchange", decode_state(encode_state(state)), [cam])
+    gate = reading("gate-metro", "metro-interchange", T0 + 400_000, 99, entered=40, exited=30)
+    nxt = p.apply("metro-interchange", decode_state(encode_state(state)), [cam, gate])
     assert nxt.state.forecast is not None and nxt.state.forecast.gate is not None
+    assert nxt.state.forecast.gate[5] == 1.0  # anew: this batch's rate alone
