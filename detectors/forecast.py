@@ -44,7 +44,8 @@ BREAK_Z = 3.0  # the last minutes' level or rate this many standard errors off t
 # extrapolated (an offline gate's last slope, carried on, would veto every forecast).
 GATE_SILENT_HALF_LIVES = 2.0
 # 3: the quadratic (ten sums and the newest reading; since the gates' line, an optional "g" with
-# its sums: states without it resume, the line starting from their mean inflow); 2: a straight
+# its sums, count, last report and pending inflow: states without it, or with its first 5-sum
+# form, resume with the line started anew); 2: a straight
 # line (seven sums); 1: also the configuration. Older states cannot be resumed (no sums of t³,
 # t⁴, t²y): from_state raises.
 STATE_VERSION = 3
