@@ -229,9 +229,6 @@ class DiscountedLine:
         s[6] += w  # precision weights: Var(Σ w y) ∝ Σ w, not Σ w²
         s[7] += 1.0
 
-    def mean(self) -> float:
-        return self.s[3] / self.s[0]
-
     def fit(self) -> tuple[float, float, float, float] | None:
         """Level (the rate now), its variance, slope and its variance; ``None`` while the rates
         span less than ``MIN_SPAN_MIN`` minutes (as :meth:`DiscountedQuadratic.fit`)."""
@@ -393,9 +390,12 @@ class DensityForecaster:
         if net_inflow is not None and math.isfinite(net_inflow):
             self.gate_pending += net_inflow if spans else 0.0
             self.t_gate = self.t_last
-        if dt > 0.0 and self.gate_pending and self._gate_live():
-            self.gate.add(self.gate_pending / dt, dt)
-            self.gate_pending = 0.0
+        if self.gate.s[0] > 0.0 or self.gate_pending:  # zones without gates skip all of it
+            if self._gate_silent():
+                self.gate, self.gate_pending = DiscountedLine(), 0.0
+            elif dt > 0.0 and self.gate_pending:
+                self.gate.add(self.gate_pending / dt, dt)
+                self.gate_pending = 0.0
         if occupancy is not None and math.isfinite(occupancy):
             y = max(float(occupancy), 0.0)
             self.y_last = y
@@ -425,7 +425,9 @@ class DensityForecaster:
         heading = rate > self.min_t * math.sqrt(max(cov[1][1], 0.0))
         if recent is not None:  # ... and not falling over the last minutes (moving away).
             heading = heading and recent[0][1] + math.sqrt(max(recent[1][1][1], 0.0)) > 0.0
-        gate = self._gate() if self.gate.s[0] > 0.0 and self._gate_live() else None
+        # The gates' rate now, its variance, their acceleration and its variance (None until
+        # their rates span a few minutes: until then they say nothing the cameras do not).
+        gate = self.gate.fit() if self.gate.s[0] > 0.0 and not self._gate_silent() else None
         if gate is not None:
             # Two independent views of the same rate: weigh them by their variances.
             rate, cov[1][1] = _fuse(rate, cov[1][1], gate[0], gate[1])
@@ -439,7 +441,7 @@ class DensityForecaster:
             long = self.long.fit()
             if long is not None:
                 accel, accel_var = long[0][2], long[1][2][2]
-            if gate is not None and gate[3] is not None:  # the inflow's own slope
+            if gate is not None:  # the inflow's own slope
                 accel, accel_var = _fuse(accel, accel_var, gate[2], gate[3])
         cov = [[cov[0][0], cov[0][1], 0.0], [cov[1][0], cov[1][1], 0.0], [0.0, 0.0, accel_var]]
         args = (max(level, 0.0), rate, accel, cov, heading)
@@ -489,23 +491,13 @@ class DensityForecaster:
         low, high = minutes * math.exp(-self.band_z * cv), minutes * math.exp(self.band_z * cv)
         return minutes, low, high
 
-    def _gate_live(self) -> bool:
-        """Whether the gates reported within ``GATE_SILENT_HALF_LIVES`` of the rate's memory;
-        a silent gate's line is dropped (it would otherwise be extrapolated for ever)."""
+    def _gate_silent(self) -> bool:
+        """Whether the gates have not reported for ``GATE_SILENT_HALF_LIVES`` of the rate's
+        memory (or never): their line is then dropped, not extrapolated for ever."""
         if self.t_gate is None or self.t_last is None:
-            return False
-        silent = self.t_last - self.t_gate
-        if silent <= GATE_SILENT_HALF_LIVES * max(self.half_life_min, 3.0 * self.step):
             return True
-        self.gate, self.gate_pending = DiscountedLine(), 0.0
-        return False
-
-    def _gate(self) -> tuple[float, float, float, float | None]:
-        """The gates' rate now (persons a minute), its variance, their acceleration and its
-        variance (``None`` while the inflow spans too few minutes for a slope: then the mean
-        rate, as uncertain as the cameras' say nothing more)."""
-        fit = self.gate.fit()
-        return fit if fit is not None else (self.gate.mean(), math.inf, 0.0, None)
+        silent = self.t_last - self.t_gate
+        return silent > GATE_SILENT_HALF_LIVES * max(self.half_life_min, 3.0 * self.step)
 
     def _stretch(self) -> float:
         """How much sparse readings stretch the memories, and with them the damping."""
@@ -585,7 +577,7 @@ class DensityForecaster:
 
     def _gate_state(self) -> list[float]:
         s = self.gate.s
-        return [s[1], s[2], s[4], s[5], s[6], s[7], float(self.t_gate or 0.0), self.gate_pending]
+        return [s[1], s[2], s[4], s[5], s[6], s[7], self.t_gate, self.gate_pending]
 
 
 def _apart(line: tuple, curve: tuple, at: float, z: float) -> bool:

@@ -193,7 +193,7 @@ def test_the_gates_variance_does_not_depend_on_the_reading_interval():
         for i in range(8 * 3600 // step_s):  # 8 hours; the mean over every minute after the 1st
             fc.update(T0 + i * step_s * 1000, 1000, float(rng.poisson(step_s)))
             if i * step_s >= 3600 and i * step_s % 60 == 0:
-                seen.append(fc._gate()[1])
+                seen.append(fc.gate.fit()[1])
         return float(np.mean(seen))
 
     fine, coarse = rate_variance(5), rate_variance(60)
