@@ -342,6 +342,8 @@ def _forecasts(
     new = lambda: DensityForecaster(SYNTHETIC_AREA_M2, *walkway)  # noqa: E731
     for seed in seeds:
         series = {scenario: synthetic_series(scenario, seed) for scenario, _ in BUILD_UPS}
+        # The noise floor is the series', not the forecaster's: once per build-up, for both runs.
+        floors = {scenario: oracle_accuracy(s, limit) for scenario, s in series.items()}
         for run in runs:
             s = series[run.scenario]
             inflow = s.inflow if run.gate else None
@@ -349,7 +351,7 @@ def _forecasts(
             run.crossed += n
             run.ahead += minutes
             _merge(run.leads, forecast_accuracy(s.ts, s.values, s.events, new(), inflow=inflow))
-            _merge(run.floor, oracle_accuracy(s, limit))
+            _merge(run.floor, floors[run.scenario])
         normal = synthetic_series("normal", seed)
         for gate, into in alerts.items():
             inflow = normal.inflow if gate else None
@@ -360,12 +362,11 @@ def _forecasts(
 
 
 def _merge(into: list[LeadAccuracy], got: list[LeadAccuracy]) -> None:
-    """Add one series' accuracies per lead to ``into`` (empty: they become it)."""
+    """Add one series' accuracies per lead to ``into`` (copied: ``got`` may feed several)."""
     if not into:
-        into.extend(got)
-    else:
-        for a, b in zip(into, got, strict=True):
-            a.merge(b)
+        into.extend(LeadAccuracy(a.lead_min) for a in got)
+    for a, b in zip(into, got, strict=True):
+        a.merge(b)
 
 
 def _which(seeds: range) -> str:
