@@ -134,11 +134,8 @@ class Accounting:
 
 def offset_gaps(box: Sandbox) -> dict[str, int]:
     """``crowdsafe_consumer_offset_gaps_total`` by outcome (sought, accepted)."""
-    return {
-        s.labels["outcome"]: int(s.value)
-        for s in samples(scrape(box.web_port))
-        if s.name == "crowdsafe_consumer_offset_gaps_total"
-    }
+    name = "crowdsafe_consumer_offset_gaps_total"
+    return {s.labels["outcome"]: int(s.value) for s in samples(scrape(box.web_port, names=[name]))}
 
 
 def partitions(box: Sandbox, topic_name: str = "readings") -> list[dict]:

@@ -210,7 +210,7 @@ def _backlog(box: Sandbox) -> float:
     from streams.worker.metrics import samples, scrape
 
     try:
-        text = scrape(box.web_port, timeout=5)
+        text = scrape(box.web_port, timeout=5, names=["crowdsafe_consumer_lag_messages"])
     except OSError:
         return 0.0
     readings = box.topic("readings")
