@@ -437,3 +437,19 @@ def test_the_gates_line_survives_the_stored_state_between_batches():
     nxt = p.apply("metro-interchange", decode_state(encode_state(state)), [cam, gate])
     assert nxt.state.forecast is not None and nxt.state.forecast.gate is not None
     assert nxt.state.forecast.gate[5] == 1.0  # anew: this batch's rate alone
+
+
+def test_an_alert_says_when_a_holiday_is_in_force_and_the_zone_state_names_it():
+    """The bundled site's calendar (China): on National Day the zone state names the day and
+    every alert ends with it in brackets; on an ordinary day neither does."""
+    from datetime import UTC, datetime
+
+    national_day = int(datetime(2026, 10, 1, 4, tzinfo=UTC).timestamp() * 1000)  # noon
+    for ts, label in ((national_day, "National Day (public holiday)"), (T0, None)):
+        p = ZoneProcessor(SITE)
+        cam = reading("cam-metro-stairs", "metro-stairs", ts=ts, count=700)
+        out = p.apply("metro-stairs", None, [cam], arrived_ms=ts)
+        assert out.zone_state.calendar == label
+        (alert,) = out.alerts
+        assert alert.kind == "density"
+        assert alert.message.endswith(f" [{label}]") == (label is not None), alert.message
